@@ -1,0 +1,1 @@
+"""neurosim: paradigms → models → trajectories, perturbations and fits."""
