@@ -1,1 +1,65 @@
-"""neurosim: paradigms → models → trajectories, perturbations and fits."""
+"""neurosim: paradigms → models → trajectories, perturbations and fits.
+
+Examples
+--------
+>>> import paradigms, neurosim
+>>> task = paradigms.make("neurogym/PerceptualDecisionMaking-v0")
+>>> net = neurosim.models.RateRNN(task.n_inputs, 32, task.n_outputs, dt=task.dt, tau=200.0)
+>>> ds = neurosim.simulate(net, task, n_trials=8, seed=0)
+>>> ds["state"].dims
+('trial', 'time', 'unit')
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from . import models as models
+from ._checkpoint import load_checkpoint as load_checkpoint
+from ._config import ConfigError as ConfigError
+from ._config import ModelConfig as ModelConfig
+from ._config import RunConfig as RunConfig
+from ._config import SimulateConfig as SimulateConfig
+from ._config import TrainConfig as TrainConfig
+from ._config import load_run_config as load_run_config
+from ._device import resolve_device as resolve_device
+from ._simulate import batch_from_trajectories as batch_from_trajectories
+from ._simulate import simulate as simulate
+from ._trajectories import TrajectoryFormatError as TrajectoryFormatError
+from ._trajectories import build_trajectories as build_trajectories
+from ._trajectories import load as load
+from ._trajectories import save as save
+from ._trajectories import validate_trajectories as validate_trajectories
+from ._train import TrainingDivergedError as TrainingDivergedError
+from ._train import TrainResult as TrainResult
+from ._train import evaluate as evaluate
+from ._train import masked_loss as masked_loss
+from ._train import train as train
+
+try:
+    __version__ = version("neurosim")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"
+
+__all__ = [
+    "ConfigError",
+    "ModelConfig",
+    "RunConfig",
+    "SimulateConfig",
+    "TrainConfig",
+    "TrainResult",
+    "TrainingDivergedError",
+    "TrajectoryFormatError",
+    "batch_from_trajectories",
+    "build_trajectories",
+    "load",
+    "save",
+    "simulate",
+    "validate_trajectories",
+    "__version__",
+    "evaluate",
+    "load_checkpoint",
+    "load_run_config",
+    "masked_loss",
+    "models",
+    "resolve_device",
+    "train",
+]

@@ -27,6 +27,10 @@ EXCLUDED: dict[str, str] = {
     "AnnubesEnv-v0": "needs the 'session' and 'catch_prob' arguments",
 }
 
+#: Tasks whose ``gt`` is an angle stored in an integer array (truncated by neurogym):
+#: their target is rebuilt as (cos θ, sin θ) of the wanted heading, a continuous target.
+ANGLE_TARGET_TASKS: frozenset[str] = frozenset({"Reaching1D-v0", "Reaching1DWithSelfDistraction-v0"})
+
 #: Period names scored by the default ``mask="auto"``, in order of preference.
 RESPONSE_PERIODS: tuple[str, ...] = (
     "decision",
@@ -115,7 +119,9 @@ class NeurogymParadigm(Paradigm):
         self.dt = float(self._template.dt)
         self.n_inputs = int(np.prod(self._template.observation_space.shape))
         space = self._template.action_space
-        if hasattr(space, "n"):
+        if task in ANGLE_TARGET_TASKS:
+            self.target_kind, self.n_outputs = "continuous", 2
+        elif hasattr(space, "n"):
             self.target_kind = "class"
             self.n_outputs = int(space.n)
         else:
@@ -158,7 +164,7 @@ class NeurogymParadigm(Paradigm):
             for _ in range(int(n_trials)):
                 trial = env.new_trial()
                 obs.append(np.asarray(env.ob, dtype=np.float32).reshape(len(env.ob), -1))
-                gts.append(np.asarray(env.gt))
+                gts.append(self._angle_target(env, trial) if self.task in ANGLE_TARGET_TASKS else np.asarray(env.gt))
                 row = {k: _to_scalar(v) for k, v in (trial or {}).items()}
                 if "ground_truth" not in row and self.target_kind == "class":
                     # yang19 decision tasks record no ground truth: take the target
@@ -167,6 +173,13 @@ class NeurogymParadigm(Paradigm):
                 rows.append(row)
                 spans.append({p: (int(env.start_ind[p]), int(env.end_ind[p])) for p in env.start_ind})
         return self._assemble(obs, gts, rows, spans)
+
+    @staticmethod
+    def _angle_target(env: Any, trial: dict[str, Any]) -> np.ndarray:
+        """Heading π while fixating, the trial's target angle while reaching, as (cos, sin)."""
+        theta = np.full(len(env.ob), np.pi)
+        theta[env.start_ind["reach"] : env.end_ind["reach"]] = trial["ground_truth"]
+        return np.stack([np.cos(theta), np.sin(theta)], axis=1).astype(np.float32)
 
     def _assemble(
         self,

@@ -1,0 +1,166 @@
+"""Run a model through a paradigm and return labelled trajectories."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+from tqdm.auto import tqdm
+
+from paradigms import Paradigm, TrialBatch
+
+from ._device import resolve_device
+from ._train import quiet_mode, seeded_rng, seeded_torch
+from ._trajectories import build_trajectories
+from .models import RecurrentModel
+
+_VERSIONED = ("neurosim", "torch", "numpy", "xarray", "neurogym")
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that decide a run's numbers (for provenance)."""
+    out = {}
+    for name in _VERSIONED:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def simulate(
+    model: RecurrentModel,
+    paradigm: Paradigm,
+    n_trials: int | None = None,
+    seed: int = 0,
+    perturbation: Any = None,
+    *,
+    batch: TrialBatch | None = None,
+    noise: bool = True,
+    batch_size: int | None = None,
+    device: str = "auto",
+    quiet: bool = False,
+) -> xr.Dataset:
+    """Simulate ``n_trials`` trials of ``paradigm`` through ``model``.
+
+    Parameters
+    ----------
+    model : RecurrentModel
+        Any model following the contract.
+    paradigm : Paradigm
+        An open-loop paradigm; it draws the trials with ``seed`` unless ``batch`` is given.
+    n_trials : int
+        Number of trials (ignored when ``batch`` is given).
+    seed : int
+        Seeds the trials and the model's recurrent noise: same seed, same numbers.
+    perturbation : None
+        Reserved for perturbation specs (lesion, clamp, kick, ...); only ``None`` for now.
+    batch : TrialBatch, optional
+        Simulate this batch instead of drawing one.
+    noise : bool, default True
+        Include the model's recurrent noise (seeded).
+    batch_size : int, optional
+        Run the model over this many trials at a time (bounds memory); all at once by default.
+    device : str, default "auto"
+    quiet : bool
+        No progress bar (always quiet on CI).
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims ``trial, time, unit, input, output``; variables ``state``, ``input``,
+        ``output``, ``target``, ``mask``, ``valid``; every trial variable as a
+        ``trial`` coordinate; provenance in ``attrs`` (JSON strings).
+
+    Examples
+    --------
+    >>> import paradigms, neurosim
+    >>> task = paradigms.make("neurogym/PerceptualDecisionMaking-v0")
+    >>> net = neurosim.models.RateRNN(task.n_inputs, 16, task.n_outputs, dt=task.dt)
+    >>> ds = neurosim.simulate(net, task, n_trials=4, seed=0)
+    >>> ds.sizes["trial"], float(ds.time[1] - ds.time[0])
+    (4, 100.0)
+    """
+    if perturbation is not None:
+        raise NotImplementedError(
+            "simulate(perturbation=...) is not available yet: perturbation specs arrive with the "
+            "analyses/perturbation engine; pass perturbation=None"
+        )
+    if batch is None:
+        if n_trials is None or int(n_trials) < 1:
+            raise ValueError(f"n_trials must be a positive integer, got {n_trials!r}")
+        batch = paradigm.batch(int(n_trials), seeded_rng(seed, 10))
+    if batch.inputs.shape[-1] != model.n_inputs:
+        raise ValueError(
+            f"paradigm {paradigm.id!r} gives {batch.inputs.shape[-1]} inputs; the model takes {model.n_inputs}"
+        )
+    dev = resolve_device(device)
+    model = model.to(dev)
+    n = batch.n_trials
+    chunk = n if batch_size is None else int(batch_size)
+    if chunk < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    state = np.empty((n, batch.n_steps, model.n_units), dtype=np.float32)
+    output = np.empty((n, batch.n_steps, model.n_outputs), dtype=np.float32)
+    inputs = torch.from_numpy(batch.inputs)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            starts = range(0, n, chunk)
+            for i, a in enumerate(tqdm(starts, desc="simulate", disable=quiet_mode(quiet) or len(starts) == 1)):
+                y, h = model(inputs[a : a + chunk].to(dev), noise=noise, generator=seeded_torch(seed, 11, i))
+                if chunk == n:
+                    state, output = h.cpu().numpy(), y.cpu().numpy()
+                else:
+                    state[a : a + chunk] = h.cpu().numpy()
+                    output[a : a + chunk] = y.cpu().numpy()
+    finally:
+        model.train(was_training)
+    attrs = {
+        "paradigm": paradigm.id,
+        "paradigm_kwargs": json.dumps(paradigm.kwargs, sort_keys=True, default=str),
+        "model": json.dumps(model.config(), sort_keys=True),
+        "seed": int(seed),
+        "noise": json.dumps(bool(noise)),
+        "versions": json.dumps(package_versions(), sort_keys=True),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+    }
+    return build_trajectories(
+        state=state,
+        inputs=batch.inputs,
+        outputs=output,
+        targets=batch.targets,
+        mask=batch.mask,
+        valid=batch.valid,
+        dt=batch.dt,
+        trials=batch.trials,
+        unit_coords=model.unit_coords(),
+        attrs=attrs,
+    )
+
+
+def batch_from_trajectories(ds: xr.Dataset) -> TrialBatch:
+    """The :class:`~paradigms.TrialBatch` a trajectory Dataset was simulated from.
+
+    Lets a paradigm score saved trajectories:
+    ``paradigm.performance(ds.output.values, batch_from_trajectories(ds))``.
+    Trial variables come back from the ``trial`` coordinates.
+    """
+    names = [c for c in ds["trial"].coords if c != "trial" and ds[c].dims == ("trial",)]
+    trials = pd.DataFrame({c: ds[c].values for c in names}, index=pd.RangeIndex(ds.sizes["trial"], name="trial"))
+    return TrialBatch(
+        inputs=ds["input"].values,
+        targets=ds["target"].values,
+        mask=ds["mask"].values,
+        trials=trials,
+        dt=float(ds.attrs["dt"]),
+        valid=ds["valid"].values,
+        target_kind=ds.attrs["target_kind"],
+    )

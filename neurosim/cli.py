@@ -1,0 +1,189 @@
+"""The ``neurosim`` command: paradigms, train, simulate, demo."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ._config import ConfigError
+
+
+def _fail(message: str) -> None:
+    raise click.ClickException(message)
+
+
+def _run_config(config: Path | None, overrides: dict[str, dict[str, Any]], paradigm: str | None) -> Any:
+    from ._config import load_run_config
+
+    data: dict[str, Any] = {}
+    if config is not None:
+        import tomllib
+
+        try:
+            data = tomllib.loads(config.read_text())
+        except tomllib.TOMLDecodeError as err:
+            _fail(f"{config} is not valid TOML: {err}")
+    if paradigm is not None:
+        data["paradigm"] = paradigm
+    for section, values in overrides.items():
+        set_values = {k: v for k, v in values.items() if v is not None}
+        if set_values:
+            data[section] = {**data.get(section, {}), **set_values}
+    try:
+        return load_run_config(data)
+    except ConfigError as err:
+        _fail(f"invalid configuration: {err}")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="neurosim")
+def main() -> None:
+    """neurosim: simulate cognitive paradigms through RNNs and analyse the trajectories."""
+
+
+@main.group()
+def paradigms() -> None:
+    """List and describe the registered paradigms."""
+
+
+@paradigms.command("list")
+@click.option("--namespace", help="Only this namespace, e.g. 'neurogym'.")
+def paradigms_list(namespace: str | None) -> None:
+    """Print every registered paradigm id, one a line."""
+    import paradigms as _p
+
+    for pid in _p.available(namespace):
+        click.echo(pid)
+
+
+@paradigms.command("describe")
+@click.argument("paradigm_id")
+def paradigms_describe(paradigm_id: str) -> None:
+    """Print a paradigm's sizes, time step, periods and trial variables as JSON."""
+    import paradigms as _p
+
+    try:
+        task = _p.make(paradigm_id)
+    except KeyError as err:
+        _fail(str(err.args[0]))
+    batch = task.batch(4, rng=0)
+    info = {
+        **task.describe(),
+        "n_steps_example": batch.n_steps,
+        "periods": sorted(batch.periods),
+        "trial_variables": list(batch.trials.columns),
+    }
+    click.echo(json.dumps(info, indent=2, default=str))
+
+
+_TRAIN_OPTIONS = [
+    click.option("--config", "config", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="TOML run config."),
+    click.option("--paradigm", help="Paradigm id (overrides the config)."),
+    click.option("--hidden", "n_hidden", type=int, help="Hidden units."),
+    click.option("--activation", help="relu, tanh, softplus, sigmoid, retanh or identity."),
+    click.option("--tau", type=float, help="Time constant in ms."),
+    click.option("--steps", "n_steps", type=int, help="Maximum gradient steps."),
+    click.option("--batch-size", type=int, help="Trials per step."),
+    click.option("--lr", type=float, help="Adam learning rate."),
+    click.option("--target", "target_performance", type=float, help="Stop at this performance."),
+    click.option("--seed", type=int, help="Training seed."),
+    click.option("--device", help="auto, cpu or cuda[:k]."),
+    click.option("--quiet", is_flag=True, default=None, help="No progress bar."),
+]
+
+
+def _with_train_options(fn: Any) -> Any:
+    for opt in reversed(_TRAIN_OPTIONS):
+        fn = opt(fn)
+    return fn
+
+
+@main.command()
+@_with_train_options
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("out/train"), show_default=True)
+@click.option("--resume", is_flag=True, default=None, help="Continue from the checkpoint in --out.")
+def train(out: Path, resume: bool | None, config: Path | None, paradigm: str | None, **opts: Any) -> None:
+    """Train a leaky rate RNN on a paradigm; writes a checkpoint and history.csv under --out."""
+    from . import _train
+    from ._demo import build_model
+
+    model_keys = ("n_hidden", "activation", "tau")
+    cfg = _run_config(
+        config,
+        {
+            "model": {k: opts.pop(k) for k in model_keys},
+            "train": {**opts, "resume": resume, "checkpoint_dir": str(out / "checkpoint")},
+        },
+        paradigm,
+    )
+    import paradigms as _p
+
+    try:
+        task = _p.make(cfg.paradigm, **cfg.paradigm_kwargs)
+    except KeyError as err:
+        _fail(str(err.args[0]))
+    model = build_model(cfg, task)
+    try:
+        result = _train.train(model, task, cfg.train)
+    except _train.TrainingDivergedError as err:
+        _fail(str(err))
+    out.mkdir(parents=True, exist_ok=True)
+    result.history.to_csv(out / "history.csv", index=False)
+    (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+    click.echo(
+        f"trained {result.steps} steps; performance {result.performance:.3f}; checkpoint {result.checkpoint}"
+    )
+
+
+@main.command()
+@click.option("--checkpoint", type=click.Path(exists=True, path_type=Path), required=True, help="Checkpoint folder from `neurosim train`.")
+@click.option("--trials", "n_trials", type=int, default=500, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--no-noise", is_flag=True, help="Simulate without recurrent noise.")
+@click.option("--out", type=click.Path(dir_okay=True, path_type=Path), default=Path("trajectories.nc"), show_default=True, help="Output .nc or .zarr.")
+def simulate(checkpoint: Path, n_trials: int, seed: int, no_noise: bool, out: Path) -> None:
+    """Simulate held-out trials of a trained model and write a trajectory file."""
+    import paradigms as _p
+
+    from ._checkpoint import load_checkpoint
+    from ._simulate import batch_from_trajectories
+    from ._simulate import simulate as _simulate
+    from ._trajectories import save
+
+    if n_trials < 1:
+        _fail(f"--trials must be a positive integer, got {n_trials}")
+    try:
+        model, meta = load_checkpoint(checkpoint)
+    except (FileNotFoundError, ValueError) as err:
+        _fail(str(err))
+    para = meta["paradigm"]
+    task = _p.make(para["id"], **para["kwargs"])
+    try:
+        ds = _simulate(model, task, n_trials, seed=seed, noise=not no_noise)
+        path = save(ds, out)
+    except ValueError as err:
+        _fail(str(err))
+    acc = float(task.performance(ds["output"].values, batch_from_trajectories(ds)).mean())
+    click.echo(f"wrote {path} ({n_trials} trials, performance {acc:.3f})")
+
+
+@main.command()
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("out/demo"), show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress bar or step messages.")
+def demo(out: Path, quiet: bool) -> None:
+    """Train on PerceptualDecisionMaking, simulate 500 held-out trials, save and plot."""
+    from ._demo import run_demo
+
+    summary = run_demo(out, quiet=quiet)
+    if summary["heldout_accuracy"] < 0.85:
+        click.echo(f"demo accuracy {summary['heldout_accuracy']:.3f} is below 0.85", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,36 @@
+"""Recurrent models that follow the neurosim model contract.
+
+Examples
+--------
+>>> from neurosim.models import RateRNN, build_model
+>>> net = RateRNN(3, 16, 3)
+>>> build_model(net.config()).n_units
+16
+"""
+
+from typing import Any
+
+from ._base import RecurrentModel as RecurrentModel
+from ._rate import RateRNN as RateRNN
+
+_MODEL_CLASSES: dict[str, type[RecurrentModel]] = {"RateRNN": RateRNN}
+
+
+def build_model(config: dict[str, Any]) -> RecurrentModel:
+    """Rebuild a model from :meth:`RecurrentModel.config` output.
+
+    Raises
+    ------
+    ValueError
+        If ``config["class"]`` is missing or not a known model class.
+    """
+    cfg = dict(config)
+    name = cfg.pop("class", None)
+    if name not in _MODEL_CLASSES:
+        raise ValueError(
+            f"model config field 'class' must be one of {sorted(_MODEL_CLASSES)}, got {name!r}"
+        )
+    return _MODEL_CLASSES[name](**cfg)
+
+
+__all__ = ["RateRNN", "RecurrentModel", "build_model"]
