@@ -67,7 +67,9 @@ def compute_psychometric(
     """
     for c in (stimulus, side):
         if c not in ds.coords:
-            raise KeyError(f"trial coordinate {c!r} not in dataset; trial coords: {sorted(ds['trial'].coords)}")
+            raise KeyError(
+                f"trial coordinate {c!r} not in dataset; trial coords: {sorted(ds['trial'].coords)}"
+            )
     choice = compute_choices(ds).values
     strength = np.asarray(ds[stimulus].values, dtype=np.float64)
     sign = np.where(np.asarray(ds[side].values) == side_positive, 1.0, -1.0)
@@ -81,8 +83,12 @@ def compute_psychometric(
     attrs = {"accuracy": float(correct.mean()), "stimulus": stimulus}
     try:
         (bias, slope, lapse), _ = curve_fit(
-            _logistic, signed, (choice == choice_positive).astype(float),
-            p0=(0.0, 0.1, 0.02), bounds=([-100, 0, 0], [100, 10, 0.5]), maxfev=5000,
+            _logistic,
+            signed,
+            (choice == choice_positive).astype(float),
+            p0=(0.0, 0.1, 0.02),
+            bounds=([-100, 0, 0], [100, 10, 0.5]),
+            maxfev=5000,
         )
         attrs.update(bias=float(bias), slope=float(slope), lapse=float(lapse))
     except (RuntimeError, ValueError):

@@ -67,8 +67,14 @@ def compute_pca(
     b, t, n = x.shape
     k = int(n_components)
     if not 1 <= k <= n:
-        raise ValueError(f"n_components must be in [1, {n}] (the number of units), got {n_components!r}")
-    keep = np.asarray(ds["valid"].values, dtype=bool) if valid_only and "valid" in ds else np.ones((b, t), bool)
+        raise ValueError(
+            f"n_components must be in [1, {n}] (the number of units), got {n_components!r}"
+        )
+    keep = (
+        np.asarray(ds["valid"].values, dtype=bool)
+        if valid_only and "valid" in ds
+        else np.ones((b, t), bool)
+    )
     samples = x[keep]
     mean = samples.mean(0)
     centred = samples - mean
@@ -85,6 +91,9 @@ def compute_pca(
             "mean": ("unit", mean),
             "projection": (("trial", "time", "component"), proj),
         },
-        coords={"component": comp, **{c: ds.coords[c] for c in ("trial", "time", "unit") if c in ds.coords}},
+        coords={
+            "component": comp,
+            **{c: ds.coords[c] for c in ("trial", "time", "unit") if c in ds.coords},
+        },
         attrs={"variable": variable, "participation_ratio": float(var.sum() ** 2 / np.sum(var**2))},
     )

@@ -22,7 +22,9 @@ def _save(fig: Figure, path: str | Path | None) -> Figure:
     return fig
 
 
-def plot_learning_curve(history: pd.DataFrame, *, chance: float | None = None, path: str | Path | None = None) -> Figure:
+def plot_learning_curve(
+    history: pd.DataFrame, *, chance: float | None = None, path: str | Path | None = None
+) -> Figure:
     """Training loss (per step) and held-out performance (per evaluation) against step."""
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8, 3))
     ax1.plot(history["step"], history["loss"], lw=0.8, color="0.3")
@@ -44,10 +46,15 @@ def plot_psychometric(curve: xr.Dataset, *, path: str | Path | None = None) -> F
     x = curve["condition"].values
     p = curve["p_positive"].values
     fig, ax = plt.subplots(figsize=(4, 3))
-    ax.errorbar(x, p, yerr=[p - curve["p_low"].values, curve["p_high"].values - p], fmt="o", color="k", ms=4)
+    err = np.clip([p - curve["p_low"].values, curve["p_high"].values - p], 0, None)
+    ax.errorbar(x, p, yerr=err, fmt="o", color="k", ms=4)
     if np.isfinite(curve.attrs.get("slope", np.nan)):
         xs = np.linspace(x.min(), x.max(), 200)
-        ax.plot(xs, _logistic(xs, curve.attrs["bias"], curve.attrs["slope"], curve.attrs["lapse"]), color="C3")
+        ax.plot(
+            xs,
+            _logistic(xs, curve.attrs["bias"], curve.attrs["slope"], curve.attrs["lapse"]),
+            color="C3",
+        )
     ax.set(
         xlabel=f"signed {curve.attrs.get('stimulus', 'stimulus')}",
         ylabel="P(right choice)",
@@ -88,7 +95,16 @@ def plot_pca_trajectories(
             ax.plot(mean[:, 0], mean[:, 1], styles[gi % 4], color=cmap(ci), lw=1.5, label=label)
             ax.plot(mean[-1:, 0], mean[-1:, 1], "o", color=cmap(ci), ms=3)
     evr = pca["explained_variance_ratio"].values
-    ax.set(xlabel=f"PC1 ({evr[0]:.0%})", ylabel=f"PC2 ({evr[1]:.0%})", title="trajectories by condition")
-    ax.legend(frameon=False, fontsize=7, title=None if style_by is None else "solid/dashed: choice", title_fontsize=7)
+    ax.set(
+        xlabel=f"PC1 ({evr[0]:.0%})",
+        ylabel=f"PC2 ({evr[1]:.0%})",
+        title="trajectories by condition",
+    )
+    ax.legend(
+        frameon=False,
+        fontsize=7,
+        title=None if style_by is None else "solid/dashed: choice",
+        title_fontsize=7,
+    )
     fig.tight_layout()
     return _save(fig, path)

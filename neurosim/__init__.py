@@ -23,16 +23,16 @@ from ._config import load_run_config as load_run_config
 from ._device import resolve_device as resolve_device
 from ._simulate import batch_from_trajectories as batch_from_trajectories
 from ._simulate import simulate as simulate
-from ._trajectories import TrajectoryFormatError as TrajectoryFormatError
-from ._trajectories import build_trajectories as build_trajectories
-from ._trajectories import load as load
-from ._trajectories import save as save
-from ._trajectories import validate_trajectories as validate_trajectories
 from ._train import TrainingDivergedError as TrainingDivergedError
 from ._train import TrainResult as TrainResult
 from ._train import evaluate as evaluate
 from ._train import masked_loss as masked_loss
 from ._train import train as train
+from ._trajectories import TrajectoryFormatError as TrajectoryFormatError
+from ._trajectories import build_trajectories as build_trajectories
+from ._trajectories import load as load
+from ._trajectories import save as save
+from ._trajectories import validate_trajectories as validate_trajectories
 
 try:
     __version__ = version("neurosim")

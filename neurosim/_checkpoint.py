@@ -41,11 +41,16 @@ def write_checkpoint(
     try:
         weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(weights, str(tmp / "model.safetensors"))
-        state = {"step": int(step), "history": {k: [r[k] for r in history] for k in (history[0] if history else {})}}
+        state = {
+            "step": int(step),
+            "history": {k: [r[k] for r in history] for k in (history[0] if history else {})},
+        }
         if optimizer is not None:
             state["optimizer"] = optimizer.state_dict()
         torch.save(state, tmp / "state.pt")
-        (tmp / "meta.json").write_text(json.dumps({**meta, "step": int(step)}, indent=2, default=str))
+        (tmp / "meta.json").write_text(
+            json.dumps({**meta, "step": int(step)}, indent=2, default=str)
+        )
         old = directory / f".last.old-{uuid.uuid4().hex[:8]}"
         if final.exists():
             os.replace(final, old)

@@ -38,7 +38,9 @@ def _check_type(section: str, name: str, value: Any, hint: Any) -> Any:
                 return _check_type(section, name, value, a)
             except ConfigError as e:
                 errors.append(str(e))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"{where} = {value!r}: " + "; ".join(errors))
+        raise ConfigError(
+            errors[0] if len(errors) == 1 else f"{where} = {value!r}: " + "; ".join(errors)
+        )
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{where} must be a table (dict), got {value!r}")

@@ -56,7 +56,9 @@ def build_model(cfg: RunConfig, task: paradigms.Paradigm) -> RateRNN:
     )
 
 
-def run_demo(out: str | Path = "out/demo", *, quiet: bool = False, config: RunConfig | None = None) -> dict[str, Any]:
+def run_demo(
+    out: str | Path = "out/demo", *, quiet: bool = False, config: RunConfig | None = None
+) -> dict[str, Any]:
     """Train a leaky rate RNN on perceptual decision making and analyse it.
 
     Writes ``trajectories.nc``, ``checkpoint/``, ``history.csv``, ``summary.json`` and
@@ -69,7 +71,7 @@ def run_demo(out: str | Path = "out/demo", *, quiet: bool = False, config: RunCo
     cfg = config or load_run_config(DEMO_CONFIG)
     out = Path(out)
     (out / "figures").mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    torch.set_num_threads(1)  # small matrices: one thread is fastest, and runs repeat exactly
     task = paradigms.make(cfg.paradigm, **cfg.paradigm_kwargs)
     model = build_model(cfg, task)
     say = (lambda *a: None) if quiet else print
@@ -79,7 +81,14 @@ def run_demo(out: str | Path = "out/demo", *, quiet: bool = False, config: RunCo
     result.history.to_csv(out / "history.csv", index=False)
 
     say(f"[2/4] simulating {cfg.simulate.n_trials} held-out trials (seed {cfg.simulate.seed})")
-    ds = simulate(model, task, cfg.simulate.n_trials, seed=cfg.simulate.seed, noise=cfg.simulate.noise, quiet=quiet)
+    ds = simulate(
+        model,
+        task,
+        cfg.simulate.n_trials,
+        seed=cfg.simulate.seed,
+        noise=cfg.simulate.noise,
+        quiet=quiet,
+    )
     accuracy = float(np.mean(task.performance(ds["output"].values, batch_from_trajectories(ds))))
     path = save(ds, out / "trajectories.nc")
 
@@ -90,9 +99,13 @@ def run_demo(out: str | Path = "out/demo", *, quiet: bool = False, config: RunCo
 
     say("[4/4] writing figures")
     n_classes = int(task.n_outputs) - 1  # fixation is not a choice
-    plots.plot_learning_curve(result.history, chance=1 / n_classes, path=out / "figures" / "learning_curve.png")
+    plots.plot_learning_curve(
+        result.history, chance=1 / n_classes, path=out / "figures" / "learning_curve.png"
+    )
     plots.plot_psychometric(curve, path=out / "figures" / "psychometric.png")
-    plots.plot_pca_trajectories(pca, color_by="coh", style_by=choice, path=out / "figures" / "pca.png")
+    plots.plot_pca_trajectories(
+        pca, color_by="coh", style_by=choice, path=out / "figures" / "pca.png"
+    )
 
     coh = ds["coh"].values
     correct = choice.values == ds["ground_truth"].values + 1
@@ -104,9 +117,13 @@ def run_demo(out: str | Path = "out/demo", *, quiet: bool = False, config: RunCo
         "train_eval_performance": result.performance,
         "heldout_trials": int(ds.sizes["trial"]),
         "heldout_accuracy": accuracy,
-        "accuracy_by_coherence": {f"{c:g}": float(correct[coh == c].mean()) for c in np.unique(coh)},
+        "accuracy_by_coherence": {
+            f"{c:g}": float(correct[coh == c].mean()) for c in np.unique(coh)
+        },
         "psychometric_fit": {k: curve.attrs[k] for k in ("bias", "slope", "lapse")},
-        "pca_explained_variance_ratio": [float(v) for v in pca["explained_variance_ratio"].values[:3]],
+        "pca_explained_variance_ratio": [
+            float(v) for v in pca["explained_variance_ratio"].values[:3]
+        ],
         "participation_ratio": pca.attrs["participation_ratio"],
         "train_seconds": round(t_train, 2),
         "total_seconds": round(time.perf_counter() - t_start, 2),
@@ -130,7 +147,8 @@ def _format_summary(s: dict[str, Any]) -> str:
         f"(held-out eval {s['train_eval_performance']:.3f})",
         f"  held-out accuracy   {s['heldout_accuracy']:.3f} on {s['heldout_trials']} trials "
         "(ideal observer ≈ 0.90)",
-        "  by coherence        " + ", ".join(f"{k}%: {v:.2f}" for k, v in s["accuracy_by_coherence"].items()),
+        "  by coherence        "
+        + ", ".join(f"{k}%: {v:.2f}" for k, v in s["accuracy_by_coherence"].items()),
         f"  psychometric slope  {s['psychometric_fit']['slope']:.3f} per % coherence",
         f"  PCA                 PC1–3 explain {sum(s['pca_explained_variance_ratio']):.0%}; "
         f"participation ratio {s['participation_ratio']:.2f}",

@@ -114,8 +114,12 @@ def simulate(
     try:
         with torch.no_grad():
             starts = range(0, n, chunk)
-            for i, a in enumerate(tqdm(starts, desc="simulate", disable=quiet_mode(quiet) or len(starts) == 1)):
-                y, h = model(inputs[a : a + chunk].to(dev), noise=noise, generator=seeded_torch(seed, 11, i))
+            for i, a in enumerate(
+                tqdm(starts, desc="simulate", disable=quiet_mode(quiet) or len(starts) == 1)
+            ):
+                y, h = model(
+                    inputs[a : a + chunk].to(dev), noise=noise, generator=seeded_torch(seed, 11, i)
+                )
                 if chunk == n:
                     state, output = h.cpu().numpy(), y.cpu().numpy()
                 else:
@@ -154,7 +158,9 @@ def batch_from_trajectories(ds: xr.Dataset) -> TrialBatch:
     Trial variables come back from the ``trial`` coordinates.
     """
     names = [c for c in ds["trial"].coords if c != "trial" and ds[c].dims == ("trial",)]
-    trials = pd.DataFrame({c: ds[c].values for c in names}, index=pd.RangeIndex(ds.sizes["trial"], name="trial"))
+    trials = pd.DataFrame(
+        {c: ds[c].values for c in names}, index=pd.RangeIndex(ds.sizes["trial"], name="trial")
+    )
     return TrialBatch(
         inputs=ds["input"].values,
         targets=ds["target"].values,

@@ -71,7 +71,9 @@ def seeded_torch(seed: int, *key: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(state[0]) << 31 ^ int(state[1]))
 
 
-def masked_loss(outputs: torch.Tensor, batch_targets: torch.Tensor, mask: torch.Tensor, kind: str) -> torch.Tensor:
+def masked_loss(
+    outputs: torch.Tensor, batch_targets: torch.Tensor, mask: torch.Tensor, kind: str
+) -> torch.Tensor:
     """Mask-weighted mean loss: cross-entropy on class ids or mean squared error.
 
     Parameters
@@ -123,13 +125,17 @@ def evaluate(
         model.train(was_training)
 
 
-def _resolve_config(config: TrainConfig | dict[str, Any] | None, overrides: dict[str, Any]) -> TrainConfig:
+def _resolve_config(
+    config: TrainConfig | dict[str, Any] | None, overrides: dict[str, Any]
+) -> TrainConfig:
     if config is None:
         config = TrainConfig()
     elif isinstance(config, dict):
         config = from_dict(TrainConfig, config, "train")
     elif not isinstance(config, TrainConfig):
-        raise TypeError(f"config must be a TrainConfig, a dict or None, got {type(config).__name__}")
+        raise TypeError(
+            f"config must be a TrainConfig, a dict or None, got {type(config).__name__}"
+        )
     if overrides:
         config = from_dict(TrainConfig, {**dataclasses.asdict(config), **overrides}, "train")
     return config
@@ -183,12 +189,16 @@ def train(
             f"paradigm {paradigm.id!r} (inputs {paradigm.n_inputs}, outputs {paradigm.n_outputs})"
         )
     if not math.isclose(model.dt, paradigm.dt):
-        raise ValueError(f"model dt {model.dt} ms differs from paradigm {paradigm.id!r} dt {paradigm.dt} ms")
+        raise ValueError(
+            f"model dt {model.dt} ms differs from paradigm {paradigm.id!r} dt {paradigm.dt} ms"
+        )
     kind = cfg.loss
     if kind == "auto":
         kind = "cross_entropy" if paradigm.target_kind == "class" else "mse"
     if kind == "cross_entropy" and paradigm.target_kind != "class":
-        raise ConfigError(f"train.loss = 'cross_entropy' needs class targets; {paradigm.id!r} has continuous ones")
+        raise ConfigError(
+            f"train.loss = 'cross_entropy' needs class targets; {paradigm.id!r} has continuous ones"
+        )
     device = resolve_device(cfg.device)
     model.to(device)
     optimizer = torch.optim.Adam(
@@ -196,7 +206,11 @@ def train(
     )
     ckpt_dir = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else None
     ckpt_every = cfg.checkpoint_every or cfg.eval_every
-    meta = {"model": model.config(), "paradigm": paradigm.describe(), "train": dataclasses.asdict(cfg)}
+    meta = {
+        "model": model.config(),
+        "paradigm": paradigm.describe(),
+        "train": dataclasses.asdict(cfg),
+    }
 
     rows: list[dict[str, float]] = []
     start, last_ckpt = 0, None
@@ -210,7 +224,13 @@ def train(
     t0 = time.perf_counter() - (rows[-1]["elapsed_s"] if rows else 0.0)
     stopped_early = False
     model.train()
-    bar = tqdm(total=cfg.n_steps, initial=start, desc=paradigm.id, disable=quiet_mode(cfg.quiet), leave=False)
+    bar = tqdm(
+        total=cfg.n_steps,
+        initial=start,
+        desc=paradigm.id,
+        disable=quiet_mode(cfg.quiet),
+        leave=False,
+    )
     try:
         for step in range(start + 1, cfg.n_steps + 1):
             batch = paradigm.batch(cfg.batch_size, seeded_rng(cfg.seed, 0, step))
@@ -219,26 +239,43 @@ def train(
             loss = masked_loss(outputs, targets, mask, kind)
             optimizer.zero_grad(set_to_none=True)
             if not torch.isfinite(loss):
-                _diverged(model, good_state, f"the loss became {loss.item()} at step {step}", last_ckpt)
+                _diverged(
+                    model, good_state, f"the loss became {loss.item()} at step {step}", last_ckpt
+                )
             loss.backward()
             if cfg.grad_clip is not None:
                 norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                 if not torch.isfinite(norm):
-                    _diverged(model, good_state, f"the gradient norm became {norm.item()} at step {step}", last_ckpt)
+                    _diverged(
+                        model,
+                        good_state,
+                        f"the gradient norm became {norm.item()} at step {step}",
+                        last_ckpt,
+                    )
             optimizer.step()
             row = {"step": step, "loss": loss.item(), "performance": float("nan")}
             if step % cfg.eval_every == 0 or step == cfg.n_steps:
-                performance = evaluate(model, paradigm, eval_batch, noise=cfg.noise, generator=seeded_torch(cfg.seed, 3))
+                performance = evaluate(
+                    model,
+                    paradigm,
+                    eval_batch,
+                    noise=cfg.noise,
+                    generator=seeded_torch(cfg.seed, 3),
+                )
                 row["performance"] = performance
                 good_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                stopped_early = cfg.target_performance is not None and performance >= cfg.target_performance
+                stopped_early = (
+                    cfg.target_performance is not None and performance >= cfg.target_performance
+                )
             row["elapsed_s"] = time.perf_counter() - t0
             rows.append(row)
             bar.update(1)
             bar.set_postfix(loss=f"{row['loss']:.3f}", perf=f"{performance:.3f}")
             done = stopped_early or step == cfg.n_steps
             if ckpt_dir is not None and (step % ckpt_every == 0 or done):
-                last_ckpt = write_checkpoint(ckpt_dir, model=model, optimizer=optimizer, step=step, history=rows, meta=meta)
+                last_ckpt = write_checkpoint(
+                    ckpt_dir, model=model, optimizer=optimizer, step=step, history=rows, meta=meta
+                )
             if stopped_early:
                 break
     finally:
@@ -254,7 +291,9 @@ def train(
     )
 
 
-def _diverged(model: RecurrentModel, good_state: dict[str, torch.Tensor], what: str, last: Path | None) -> None:
+def _diverged(
+    model: RecurrentModel, good_state: dict[str, torch.Tensor], what: str, last: Path | None
+) -> None:
     model.load_state_dict(good_state)
     where = f"the last good checkpoint is kept at {last}" if last else "no checkpoint was written"
     raise TrainingDivergedError(

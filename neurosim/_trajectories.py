@@ -67,7 +67,7 @@ def _sanitise_column(series: pd.Series) -> np.ndarray:
         if has_na or numpy_dtype.kind == "b":
             return series.to_numpy(dtype=np.float64, na_value=np.nan)
         return series.to_numpy(dtype=numpy_dtype)
-    values = series.to_numpy(dtype=object)
+    values = series.to_numpy(dtype=object, na_value=None)
     if all(isinstance(v, str) for v in values):
         return np.array([str(v) for v in values], dtype=str)
     return np.array([_to_json(v) for v in values], dtype=str)
@@ -242,7 +242,7 @@ def validate_trajectories(ds: xr.Dataset, *, source: str | None = None) -> None:
     elif dt is not None:
         time = np.asarray(ds["time"].values, dtype=np.float64).ravel()
         want = np.arange(time.size) * dt
-        if ds["time"].dims != ("time",) or False:
+        if ds["time"].dims != ("time",) or not np.allclose(time, want, rtol=1e-9, atol=1e-9 * dt):
             problems.append(
                 f"coordinate 'time' must be arange(T) * dt = [0, {dt:g}, {2 * dt:g}, ...] ms; "
                 f"found {np.array2string(time[:4], separator=', ')}{' ...' * (time.size > 4)}"

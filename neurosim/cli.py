@@ -17,7 +17,9 @@ def _fail(message: str) -> None:
     raise click.ClickException(message)
 
 
-def _run_config(config: Path | None, overrides: dict[str, dict[str, Any]], paradigm: str | None) -> Any:
+def _run_config(
+    config: Path | None, overrides: dict[str, dict[str, Any]], paradigm: str | None
+) -> Any:
     from ._config import load_run_config
 
     data: dict[str, Any] = {}
@@ -82,7 +84,12 @@ def paradigms_describe(paradigm_id: str) -> None:
 
 
 _TRAIN_OPTIONS = [
-    click.option("--config", "config", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="TOML run config."),
+    click.option(
+        "--config",
+        "config",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="TOML run config.",
+    ),
     click.option("--paradigm", help="Paradigm id (overrides the config)."),
     click.option("--hidden", "n_hidden", type=int, help="Hidden units."),
     click.option("--activation", help="relu, tanh, softplus, sigmoid, retanh or identity."),
@@ -105,9 +112,16 @@ def _with_train_options(fn: Any) -> Any:
 
 @main.command()
 @_with_train_options
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("out/train"), show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("out/train"),
+    show_default=True,
+)
 @click.option("--resume", is_flag=True, default=None, help="Continue from the checkpoint in --out.")
-def train(out: Path, resume: bool | None, config: Path | None, paradigm: str | None, **opts: Any) -> None:
+def train(
+    out: Path, resume: bool | None, config: Path | None, paradigm: str | None, **opts: Any
+) -> None:
     """Train a leaky rate RNN on a paradigm; writes a checkpoint and history.csv under --out."""
     from . import _train
     from ._demo import build_model
@@ -141,11 +155,22 @@ def train(out: Path, resume: bool | None, config: Path | None, paradigm: str | N
 
 
 @main.command()
-@click.option("--checkpoint", type=click.Path(exists=True, path_type=Path), required=True, help="Checkpoint folder from `neurosim train`.")
+@click.option(
+    "--checkpoint",
+    type=click.Path(exists=True, path_type=Path),
+    required=True,
+    help="Checkpoint folder from `neurosim train`.",
+)
 @click.option("--trials", "n_trials", type=int, default=500, show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--no-noise", is_flag=True, help="Simulate without recurrent noise.")
-@click.option("--out", type=click.Path(dir_okay=True, path_type=Path), default=Path("trajectories.nc"), show_default=True, help="Output .nc or .zarr.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=True, path_type=Path),
+    default=Path("trajectories.nc"),
+    show_default=True,
+    help="Output .nc or .zarr.",
+)
 def simulate(checkpoint: Path, n_trials: int, seed: int, no_noise: bool, out: Path) -> None:
     """Simulate held-out trials of a trained model and write a trajectory file."""
     import paradigms as _p
@@ -173,7 +198,12 @@ def simulate(checkpoint: Path, n_trials: int, seed: int, no_noise: bool, out: Pa
 
 
 @main.command()
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("out/demo"), show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("out/demo"),
+    show_default=True,
+)
 @click.option("--quiet", is_flag=True, help="No progress bar or step messages.")
 def demo(out: Path, quiet: bool) -> None:
     """Train on PerceptualDecisionMaking, simulate 500 held-out trials, save and plot."""

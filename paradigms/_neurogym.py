@@ -29,7 +29,9 @@ EXCLUDED: dict[str, str] = {
 
 #: Tasks whose ``gt`` is an angle stored in an integer array (truncated by neurogym):
 #: their target is rebuilt as (cos θ, sin θ) of the wanted heading, a continuous target.
-ANGLE_TARGET_TASKS: frozenset[str] = frozenset({"Reaching1D-v0", "Reaching1DWithSelfDistraction-v0"})
+ANGLE_TARGET_TASKS: frozenset[str] = frozenset(
+    {"Reaching1D-v0", "Reaching1DWithSelfDistraction-v0"}
+)
 
 #: Period names scored by the default ``mask="auto"``, in order of preference.
 RESPONSE_PERIODS: tuple[str, ...] = (
@@ -45,16 +47,31 @@ RESPONSE_PERIODS: tuple[str, ...] = (
 
 
 @contextlib.contextmanager
-def _quiet_and_seeded(seed: int) -> Iterator[None]:
-    """Silence gym's checker warnings and pin numpy's global RNG for tasks that use it."""
+def _global_rng_pinned(seed: int, active: bool = True) -> Iterator[None]:
+    """Seed numpy's global RNG (restored afterwards) for tasks that draw from it."""
+    if not active:
+        yield
+        return
     state = np.random.get_state()
     np.random.seed(seed)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
+        yield
     finally:
         np.random.set_state(state)
+
+
+def _draws_from_global_rng(env: Any, n_probe: int = 20) -> bool:
+    """Whether ``new_trial`` touches numpy's global RNG (probed on a copy of the task)."""
+    probe = copy.deepcopy(env)
+    before = np.random.get_state()
+    try:
+        probe.seed(0)
+        for _ in range(n_probe):
+            probe.new_trial()
+        after = np.random.get_state()
+        return after[2] != before[2] or not np.array_equal(after[1], before[1])
+    finally:
+        np.random.set_state(before)
 
 
 def _to_scalar(value: Any) -> Any:
@@ -93,9 +110,7 @@ class NeurogymParadigm(Paradigm):
     (3, 'int64', ['coh', 'ground_truth'])
     """
 
-    def __init__(
-        self, task: str, *, mask: str | Sequence[str] = "auto", **env_kwargs: Any
-    ) -> None:
+    def __init__(self, task: str, *, mask: str | Sequence[str] = "auto", **env_kwargs: Any) -> None:
         import gymnasium as gym
         import neurogym  # noqa: F401  (registers the tasks with gymnasium)
 
@@ -113,6 +128,8 @@ class NeurogymParadigm(Paradigm):
         # on its seed alone.
         self._template = env.unwrapped
         self._pristine = copy.deepcopy(vars(self._template))
+        self._keep = self._reseeded_objects()
+        self._uses_global_rng = _draws_from_global_rng(self._template)
         self.task = task
         self.id = f"neurogym/{task}"
         self.kwargs = {"mask": mask if isinstance(mask, str) else list(mask), **env_kwargs}
@@ -154,25 +171,50 @@ class NeurogymParadigm(Paradigm):
         env = self._template
         state = vars(env)
         state.clear()
-        state.update(copy.deepcopy(self._pristine))
-        obs: list[np.ndarray] = []
-        gts: list[np.ndarray] = []
-        rows: list[dict[str, Any]] = []
-        spans: list[dict[str, tuple[int, int]]] = []
-        with _quiet_and_seeded(seed):
-            env.seed(seed)
-            for _ in range(int(n_trials)):
+        state.update(copy.deepcopy(self._pristine, dict(self._keep)))
+        angle = self.task in ANGLE_TARGET_TASKS
+        obs, gts, rows, starts, ends = [], [], [], [], []
+        with _global_rng_pinned(seed, self._uses_global_rng):
+            self._seed(seed)
+            for _ in range(int(n_trials)):  # hot loop: keep references, convert in bulk later
                 trial = env.new_trial()
-                obs.append(np.asarray(env.ob, dtype=np.float32).reshape(len(env.ob), -1))
-                gts.append(self._angle_target(env, trial) if self.task in ANGLE_TARGET_TASKS else np.asarray(env.gt))
-                row = {k: _to_scalar(v) for k, v in (trial or {}).items()}
-                if "ground_truth" not in row and self.target_kind == "class":
-                    # yang19 decision tasks record no ground truth: take the target
-                    # of the last step (the response the trial asks for).
-                    row["ground_truth"] = int(env.gt[-1])
-                rows.append(row)
-                spans.append({p: (int(env.start_ind[p]), int(env.end_ind[p])) for p in env.start_ind})
-        return self._assemble(obs, gts, rows, spans)
+                obs.append(env.ob)
+                gts.append(self._angle_target(env, trial) if angle else env.gt)
+                rows.append(dict(trial or {}))
+                starts.append(env.start_ind.copy())
+                ends.append(env.end_ind.copy())
+        return self._assemble(obs, gts, rows, starts, ends)
+
+    def _reseeded_objects(self) -> dict[int, Any]:
+        """Deep-copy memo that keeps the live RNG, spaces, self-reference and timing samplers.
+
+        ``_seed`` resets each of these before every batch, so restoring copies of
+        them would only cost time; everything else is restored from the pristine copy.
+        """
+        live, saved = vars(self._template), self._pristine
+        keep = {id(saved["_top"]): self._template} if "_top" in saved else {}
+        for key in ("rng", "action_space", "observation_space"):
+            if key in saved:
+                keep[id(saved[key])] = live[key]
+        for name, sampler in saved.get("timing", {}).items():
+            if hasattr(sampler, "seed"):
+                keep[id(sampler)] = live["timing"][name]
+        return keep
+
+    def _seed(self, seed: int) -> None:
+        """``TrialEnv.seed`` without building a new ``RandomState`` (same stream)."""
+        from neurogym.core import TrialEnv
+
+        env = self._template
+        if type(env).seed is not TrialEnv.seed or not isinstance(env.rng, np.random.RandomState):
+            env.seed(seed)
+            return
+        env.rng.seed(seed)
+        if getattr(env, "action_space", None) is not None:
+            env.action_space.seed(seed)
+        for sampler in env.timing.values():
+            if hasattr(sampler, "seed"):
+                sampler.seed(seed)
 
     @staticmethod
     def _angle_target(env: Any, trial: dict[str, Any]) -> np.ndarray:
@@ -186,31 +228,44 @@ class NeurogymParadigm(Paradigm):
         obs: list[np.ndarray],
         gts: list[np.ndarray],
         rows: list[dict[str, Any]],
-        spans: list[dict[str, tuple[int, int]]],
+        starts: list[dict[str, int]],
+        ends: list[dict[str, int]],
     ) -> TrialBatch:
         n = len(obs)
         lengths = np.fromiter((len(o) for o in obs), dtype=np.int64, count=n)
         t_max = int(lengths.max())
-        inputs = np.zeros((n, t_max, self.n_inputs), dtype=np.float32)
-        if self.target_kind == "class":
-            targets = np.zeros((n, t_max), dtype=np.int64)
-        else:
-            targets = np.zeros((n, t_max, self.n_outputs), dtype=np.float32)
         valid = np.arange(t_max)[None, :] < lengths[:, None]
-        for i, (o, g) in enumerate(zip(obs, gts, strict=True)):
-            inputs[i, : len(o)] = o
-            targets[i, : len(g)] = g.reshape(targets[i, : len(g)].shape)
-        period_names = list(dict.fromkeys(p for s in spans for p in s))
-        periods = {p: np.full((n, 2), -1, dtype=np.int64) for p in period_names}
-        for i, s in enumerate(spans):
-            for p, (a, b) in s.items():
-                periods[p][i] = (a, b)
-        mask = self._make_mask(periods, valid)
-        trials = pd.DataFrame.from_records(rows, index=pd.RangeIndex(n, name="trial"))
+        cls = self.target_kind == "class"
+        target_shape = (t_max,) if cls else (t_max, self.n_outputs)
+        target_dtype = np.int64 if cls else np.float32
+        if (lengths == t_max).all():  # common case: one stack, no padding
+            inputs = np.asarray(obs, dtype=np.float32).reshape(n, t_max, self.n_inputs)
+            targets = np.asarray(gts, dtype=target_dtype).reshape(n, *target_shape)
+        else:
+            inputs = np.zeros((n, t_max, self.n_inputs), dtype=np.float32)
+            targets = np.zeros((n, *target_shape), dtype=target_dtype)
+            for i, (o, g) in enumerate(zip(obs, gts, strict=True)):
+                inputs[i, : len(o)] = np.reshape(o, (len(o), -1))
+                targets[i, : len(g)] = np.reshape(g, (len(g), *target_shape[1:]))
+        names = list(dict.fromkeys(p for s in starts for p in s))
+        periods = {
+            p: np.array(
+                [(s.get(p, -1), e.get(p, -1)) for s, e in zip(starts, ends, strict=True)],
+                dtype=np.int64,
+            )
+            for p in names
+        }
+        trials = pd.DataFrame(rows, index=pd.RangeIndex(n, name="trial"))
+        for col in [c for c, d in trials.dtypes.items() if d.kind == "O"]:
+            trials[col] = [_to_scalar(v) for v in trials[col]]
+        if cls and "ground_truth" not in trials:
+            # yang19 decision tasks record no ground truth: take the target of the
+            # last step (the response the trial asks for).
+            trials["ground_truth"] = targets[np.arange(n), lengths - 1]
         return TrialBatch(
             inputs=inputs,
             targets=targets,
-            mask=mask,
+            mask=self._make_mask(periods, valid),
             trials=trials,
             dt=self.dt,
             valid=valid,

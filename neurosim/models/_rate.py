@@ -89,7 +89,9 @@ class RateRNN(RecurrentModel):
         self.tau = _check_positive("tau", tau)
         self.dt = _check_positive("dt", dt)
         if self.dt > self.tau:
-            raise ValueError(f"dt ({dt} ms) must not exceed tau ({tau} ms): the Euler step is unstable")
+            raise ValueError(
+                f"dt ({dt} ms) must not exceed tau ({tau} ms): the Euler step is unstable"
+            )
         if not (isinstance(sigma_rec, int | float) and sigma_rec >= 0):
             raise ValueError(f"sigma_rec must be a number >= 0, got {sigma_rec!r}")
         self.sigma_rec = float(sigma_rec)
@@ -105,7 +107,9 @@ class RateRNN(RecurrentModel):
             self.activation_name = type(activation).__name__
             self.phi = activation
         else:
-            raise TypeError(f"activation must be a name or a callable, got {type(activation).__name__}")
+            raise TypeError(
+                f"activation must be a name or a callable, got {type(activation).__name__}"
+            )
         if w_rec_init not in _INITS:
             raise ValueError(f"w_rec_init must be one of {_INITS}, got {w_rec_init!r}")
         self.w_rec_init, self.gain = w_rec_init, _check_positive("gain", gain)

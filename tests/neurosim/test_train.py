@@ -48,29 +48,49 @@ def test_resume_continues_exactly(tmp_path):
     straight = _weights(net)
 
     net2, _ = _setup()
-    cfg = {"n_steps": 8, "eval_every": 4, "eval_trials": 20, "quiet": True, "checkpoint_dir": str(tmp_path)}
+    cfg = {
+        "n_steps": 8,
+        "eval_every": 4,
+        "eval_trials": 20,
+        "quiet": True,
+        "checkpoint_dir": str(tmp_path),
+    }
     neurosim.train(net2, task, cfg)
     net3, _ = _setup(seed=123)  # different init: the checkpoint must overwrite it
     resumed = neurosim.train(net3, task, {**cfg, "n_steps": 12, "resume": True})
     for k, v in straight.items():
         torch.testing.assert_close(net3.state_dict()[k], v, rtol=0, atol=0)
     assert list(resumed.history["step"]) == list(range(1, 13))
-    assert resumed.history["loss"].tolist() == pytest.approx(full.history["loss"].tolist(), rel=0, abs=0)
+    assert resumed.history["loss"].tolist() == pytest.approx(
+        full.history["loss"].tolist(), rel=0, abs=0
+    )
 
 
 def test_checkpoint_round_trip_weights_only(tmp_path):
     net, task = _setup()
-    result = neurosim.train(net, task, n_steps=4, eval_every=2, eval_trials=20, quiet=True, checkpoint_dir=str(tmp_path))
+    result = neurosim.train(
+        net, task, n_steps=4, eval_every=2, eval_trials=20, quiet=True, checkpoint_dir=str(tmp_path)
+    )
     model, meta = neurosim.load_checkpoint(result.checkpoint)
     assert meta["paradigm"]["id"] == PDM and meta["step"] == 4
     for k, v in net.state_dict().items():
         torch.testing.assert_close(model.state_dict()[k], v.cpu())
-    assert sorted(p.name for p in result.checkpoint.iterdir()) == ["meta.json", "model.safetensors", "state.pt"]
+    assert sorted(p.name for p in result.checkpoint.iterdir()) == [
+        "meta.json",
+        "model.safetensors",
+        "state.pt",
+    ]
 
 
 def test_divergence_stops_with_message_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     net, task = _setup()
-    cfg = {"n_steps": 20, "eval_every": 5, "eval_trials": 20, "quiet": True, "checkpoint_dir": str(tmp_path)}
+    cfg = {
+        "n_steps": 20,
+        "eval_every": 5,
+        "eval_trials": 20,
+        "quiet": True,
+        "checkpoint_dir": str(tmp_path),
+    }
     original = RateRNN.readout
     calls = {"n": 0}
 
@@ -80,7 +100,9 @@ def test_divergence_stops_with_message_and_keeps_last_good_checkpoint(tmp_path, 
         return y * float("nan") if self.training and calls["n"] > 7 else y
 
     monkeypatch.setattr(RateRNN, "readout", poisoned)
-    with pytest.raises(TrainingDivergedError, match=r"loss became nan at step \d+.*last good checkpoint"):
+    with pytest.raises(
+        TrainingDivergedError, match=r"loss became nan at step \d+.*last good checkpoint"
+    ):
         neurosim.train(net, task, cfg)
     monkeypatch.setattr(RateRNN, "readout", original)
     model, meta = neurosim.load_checkpoint(tmp_path)
@@ -94,7 +116,10 @@ def test_divergence_stops_with_message_and_keeps_last_good_checkpoint(tmp_path, 
     ("overrides", "match"),
     [
         ({"lr": -1.0}, r"train.lr must be > 0"),
-        ({"loss": "hinge"}, r"train.loss = 'hinge' is not allowed; choose one of \['auto', 'cross_entropy', 'mse'\]"),
+        (
+            {"loss": "hinge"},
+            r"train.loss = 'hinge' is not allowed; choose one of \['auto', 'cross_entropy', 'mse'\]",
+        ),
         ({"bogus": 1}, r"unknown field\(s\) \['bogus'\]"),
         ({"n_steps": 2.5}, r"train.n_steps must be an integer"),
         ({"resume": True}, r"needs train.checkpoint_dir"),
@@ -116,7 +141,11 @@ def test_run_config_from_toml(tmp_path):
     p = tmp_path / "run.toml"
     p.write_text('paradigm = "neurogym/GoNogo-v0"\n[model]\nn_hidden = 16\n[train]\nn_steps = 3\n')
     cfg = neurosim.load_run_config(p)
-    assert cfg.paradigm == "neurogym/GoNogo-v0" and cfg.model.n_hidden == 16 and cfg.train.n_steps == 3
+    assert (
+        cfg.paradigm == "neurogym/GoNogo-v0" and cfg.model.n_hidden == 16 and cfg.train.n_steps == 3
+    )
     p.write_text('[model]\nactivation = "gelu"\n')
-    with pytest.raises(ConfigError, match=r"model.activation = 'gelu' is not allowed; choose one of"):
+    with pytest.raises(
+        ConfigError, match=r"model.activation = 'gelu' is not allowed; choose one of"
+    ):
         neurosim.load_run_config(p)

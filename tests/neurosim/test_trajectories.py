@@ -132,6 +132,7 @@ def test_round_trip_identical(tmp_path, suffix, target_kind):
     for name in ds.variables:
         assert back[name].dtype == ds[name].dtype, name
     assert back.valid.dtype == bool
+    assert type(back.attrs["seed"]) is int and type(back.attrs["dt"]) is float
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"run{suffix}"]
 
 
@@ -145,6 +146,36 @@ def test_overwrite_replaces_and_overwrite_false_refuses(tmp_path, suffix):
         save(make_ds(seed=3), path, overwrite=False)
     xr.testing.assert_identical(load(path), make_ds(seed=2))
     assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_unusual_trial_columns_survive_netcdf(tmp_path):
+    ds = make_ds()
+    trials = pd.DataFrame(
+        {
+            "n_na": pd.array([1, None, 3, 4], dtype="Int64"),
+            "n_int": pd.array([1, 2, 3, 4], dtype="Int64"),
+            "cat": pd.Categorical(["a", "b", "a", "b"]),
+            "spec": [{"b": 1, "a": [1, 2]}, {}, None, np.arange(2)],
+            "maybe": ["x", None, "y", "z"],
+        }
+    )
+    built = build_trajectories(
+        state=ds.state.values,
+        inputs=ds.input.values,
+        outputs=ds.output.values,
+        targets=ds.target.values,
+        mask=ds.mask.values,
+        valid=ds.valid.values,
+        dt=DT,
+        trials=trials,
+        unit_coords={"module": ds.module.values},
+    )
+    assert built.n_na.dtype == np.float64 and np.isnan(built.n_na.values[1])
+    assert built.n_int.dtype == np.int64
+    assert built.cat.values.tolist() == ["a", "b", "a", "b"]
+    assert built.spec.values.tolist() == ['{"a": [1, 2], "b": 1}', "{}", "null", "[0, 1]"]
+    assert built.maybe.values.tolist() == ['"x"', "null", '"y"', '"z"']
+    xr.testing.assert_identical(load(save(built, tmp_path / "t.nc")), built)
 
 
 def test_loaded_dataset_saves_in_the_other_format(tmp_path):

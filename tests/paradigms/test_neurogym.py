@@ -42,7 +42,9 @@ def test_mask_options():
     b = task.batch(4, rng=0)
     np.testing.assert_array_equal(b.mask, b.valid.astype(np.float32))
     b2 = paradigms.make(PDM, mask=["stimulus", "decision"]).batch(4, rng=0)
-    assert (b2.mask.sum(1) == (b2.periods["stimulus"] @ [-1, 1]) + (b2.periods["decision"] @ [-1, 1])).all()
+    assert (
+        b2.mask.sum(1) == (b2.periods["stimulus"] @ [-1, 1]) + (b2.periods["decision"] @ [-1, 1])
+    ).all()
     with pytest.raises(ValueError, match="not in task"):
         paradigms.make(PDM, mask="nonsense").batch(2, rng=0)
 

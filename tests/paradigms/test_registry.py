@@ -44,7 +44,9 @@ def test_batch_contract(pid):
     assert b.dt == task.dt > 0
     for span in b.periods.values():
         present = span[:, 0] >= 0
-        assert (span[present, 0] <= span[present, 1]).all() and (span[present, 1] <= b.lengths[present]).all()
+        assert (span[present, 0] <= span[present, 1]).all() and (
+            span[present, 1] <= b.lengths[present]
+        ).all()
 
 
 @pytest.mark.parametrize("pid", ALL_IDS)
