@@ -73,7 +73,7 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         if value != value:  # NaN
             return "-"
-        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:#.3g}"
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:#.3g}".rstrip(".")
     return str(value)
 
 

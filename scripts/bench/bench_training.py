@@ -137,13 +137,12 @@ def run_ours(seed: int, task: Any, batch: Any) -> dict[str, Any]:
         "eval_trials": INTERNAL_EVAL,
         "seed": seed,
         "quiet": True,
-        "resume": True,
     }
     curve: list[tuple[int, float, float]] = []
     wall0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench_training_") as ckpt:
         for k in range(EVAL_EVERY, CAP["ours"] + 1, EVAL_EVERY):
-            result = neurosim.train(net, task, cfg, n_steps=k, checkpoint_dir=ckpt)
+            result = neurosim.train(net, task, cfg, n_steps=k, checkpoint_dir=ckpt, resume=True)
             hist = result.history
             step_s = np.diff(hist["elapsed_s"].to_numpy(), prepend=0.0)
             evaluated = hist["performance"].notna().to_numpy()

@@ -1,0 +1,137 @@
+"""Run every benchmark in ``scripts/bench/`` and print one summary table.
+
+(a) batches: trials/s of ``paradigm.batch`` vs ``neurogym.Dataset`` (target >= 1.0x);
+(b) training: wall time to 0.85 accuracy vs the neurogym docs recipe (target <= 0.5x);
+(c) simulate: ``neurosim.simulate`` to xarray vs a bare torch forward (target <= 1.5x).
+
+Each benchmark prints its own table first. The combined result (each benchmark's
+full result plus the summary) goes to ``out/bench/results.json`` unless
+``--json PATH`` says otherwise; each benchmark's own JSON lands beside it.
+
+Run ``python scripts/bench/run_all.py [--quick] [--json PATH] [--only NAME ...]``
+(or ``make bench``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import bench_batches
+import bench_simulate
+import bench_training
+from _common import environment, parse_args, print_table, set_threads, write_json
+
+BENCHMARKS: dict[str, Callable[[Sequence[str] | None], dict[str, Any]]] = {
+    "batches": bench_batches.main,
+    "training": bench_training.main,
+    "simulate": bench_simulate.main,
+}
+DEFAULT_JSON = Path("out/bench/results.json")
+
+
+def _row(name: str, ours: float, baseline: float, unit: str, target: str, met: bool | None):
+    return {
+        "benchmark": name,
+        "ours": ours,
+        "baseline": baseline,
+        "unit": unit,
+        "ratio": ours / baseline,
+        "target": target,
+        "met": "-" if met is None else ("yes" if met else "NO"),
+    }
+
+
+def summarise(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per headline number: ours, baseline, ratio, target and whether it is met."""
+    rows = []
+    if r := results.get("batches"):
+        by = {row["method"]: row for row in r["rows"]}
+        ours = next(row for m, row in by.items() if m.startswith("ours"))
+        base = by[r["baseline"]]
+        for key, label in (
+            ("trials_per_s", "(a) batches: trials generated/s"),
+            ("served_trials_per_s", "(a) batches: trials served/s"),
+        ):
+            met = ours[key] >= base[key]
+            rows.append(_row(label, ours[key], base[key], "trials/s", ">= 1.0x", met))
+    if r := results.get("training"):
+        med = r["median_time_s"]
+        rows.append(
+            _row(
+                "(b) training: time to 0.85",
+                med["ours"],
+                med["baseline"],
+                "s",
+                f"<= {r['target_ratio']}x",
+                r["met"],
+            )
+        )
+    if r := results.get("simulate"):
+        by = {row["method"]: row for row in r["rows"]}
+        bare = by[r["baseline"]]["median_s"] * 1e3
+        rows.append(
+            _row(
+                "(c) simulate(batch=...) to xarray",
+                by[bench_simulate.MAIN]["median_s"] * 1e3,
+                bare,
+                "ms",
+                f"<= {r['target_ratio']}x",
+                r["met"],
+            )
+        )
+        rows.append(
+            _row(
+                "(c) simulate(1000, seed), draws trials",
+                by["simulate(1000, seed)"]["median_s"] * 1e3,
+                bare,
+                "ms",
+                "(info)",
+                None,
+            )
+        )
+    return rows
+
+
+def _extra(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--only", nargs="+", choices=list(BENCHMARKS), help="run only these benchmarks"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    args = parse_args(__doc__.splitlines()[0], argv, _extra)
+    set_threads(1)
+    out = Path(args.json) if args.json else DEFAULT_JSON
+    names = args.only or list(BENCHMARKS)
+    results: dict[str, dict[str, Any]] = {}
+    seconds: dict[str, float] = {}
+    for name in names:
+        sub = ["--quick"] if args.quick else []
+        sub += ["--json", str(out.with_name(f"{name}.json"))]
+        t0 = time.perf_counter()
+        results[name] = BENCHMARKS[name](sub)
+        seconds[name] = time.perf_counter() - t0
+    summary = summarise(results)
+    mode = "quick" if args.quick else "full"
+    print_table(summary, f"Summary ({mode}; ratio = ours / baseline, same run, 1 thread)")
+    print("benchmark run times: " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()))
+    combined = {
+        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "mode": mode,
+        "summary": summary,
+        "run_seconds": seconds,
+        "results": results,
+        "environment": environment(),
+    }
+    write_json(combined, out)
+    print(f"wrote {out}")
+    return combined
+
+
+if __name__ == "__main__":
+    main()
