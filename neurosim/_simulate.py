@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -23,15 +24,20 @@ from .models import RecurrentModel
 _VERSIONED = ("neurosim", "torch", "numpy", "xarray", "neurogym")
 
 
-def package_versions() -> dict[str, str]:
-    """Versions of the packages that decide a run's numbers (for provenance)."""
-    out = {}
+@functools.cache
+def _versions() -> tuple[tuple[str, str], ...]:
+    out = []
     for name in _VERSIONED:
         try:
-            out[name] = version(name)
+            out.append((name, version(name)))
         except PackageNotFoundError:
-            out[name] = "not installed"
-    return out
+            out.append((name, "not installed"))
+    return tuple(out)
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that decide a run's numbers (for provenance)."""
+    return dict(_versions())
 
 
 def simulate(
@@ -106,8 +112,9 @@ def simulate(
     chunk = n if batch_size is None else int(batch_size)
     if chunk < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    state = np.empty((n, batch.n_steps, model.n_units), dtype=np.float32)
-    output = np.empty((n, batch.n_steps, model.n_outputs), dtype=np.float32)
+    if chunk < n:
+        state = np.empty((n, batch.n_steps, model.n_units), dtype=np.float32)
+        output = np.empty((n, batch.n_steps, model.n_outputs), dtype=np.float32)
     inputs = torch.from_numpy(batch.inputs)
     was_training = model.training
     model.eval()

@@ -128,17 +128,18 @@ def evaluate(
 def _resolve_config(
     config: TrainConfig | dict[str, Any] | None, overrides: dict[str, Any]
 ) -> TrainConfig:
+    """Merge ``overrides`` into ``config`` first, then validate the whole once."""
     if config is None:
-        config = TrainConfig()
+        base: dict[str, Any] = {}
     elif isinstance(config, dict):
-        config = from_dict(TrainConfig, config, "train")
-    elif not isinstance(config, TrainConfig):
+        base = dict(config)
+    elif isinstance(config, TrainConfig):
+        base = dataclasses.asdict(config)
+    else:
         raise TypeError(
             f"config must be a TrainConfig, a dict or None, got {type(config).__name__}"
         )
-    if overrides:
-        config = from_dict(TrainConfig, {**dataclasses.asdict(config), **overrides}, "train")
-    return config
+    return from_dict(TrainConfig, {**base, **overrides}, "train")
 
 
 def train(

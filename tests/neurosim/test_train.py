@@ -149,3 +149,14 @@ def test_run_config_from_toml(tmp_path):
         ConfigError, match=r"model.activation = 'gelu' is not allowed; choose one of"
     ):
         neurosim.load_run_config(p)
+
+
+def test_overrides_merge_before_validation(tmp_path):
+    net, task = _setup()
+    result = neurosim.train(
+        net,
+        task,
+        {"resume": True, "n_steps": 2, "eval_trials": 10, "quiet": True},
+        checkpoint_dir=str(tmp_path),
+    )
+    assert result.steps == 2
