@@ -83,12 +83,23 @@ class RecurrentModel(nn.Module):
         b, t, _ = inputs.shape
         h = self.initial_state(b) if state is None else state
         eps = self._resolve_noise(noise, (b, t, self.n_units), generator)
+        drive = self.input_drive(inputs)
         states = []
         for k in range(t):
-            h = self.step(h, inputs[:, k], None if eps is None else eps[:, k])
+            h = self.step_driven(h, drive[:, k], None if eps is None else eps[:, k])
             states.append(h)
         hs = torch.stack(states, dim=1)
         return self.readout(hs), hs
+
+    def input_drive(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Whatever of ``inputs [B, T, I]`` can be computed for all steps at once (default: as is)."""
+        return inputs
+
+    def step_driven(
+        self, state: torch.Tensor, drive: torch.Tensor, noise: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """:meth:`step` on one step of :meth:`input_drive`; ``forward`` loops over this."""
+        return self.step(state, drive, noise)
 
     def _resolve_noise(
         self,

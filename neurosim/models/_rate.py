@@ -144,9 +144,10 @@ class RateRNN(RecurrentModel):
         """The (optionally learned) initial state repeated ``batch`` times."""
         return self.h0.expand(batch, -1)
 
-    def _advance(
-        self, h: torch.Tensor, drive: torch.Tensor, noise: torch.Tensor | None
+    def step_driven(
+        self, h: torch.Tensor, drive: torch.Tensor, noise: torch.Tensor | None = None
     ) -> torch.Tensor:
+        """One Euler step given the input drive ``W_in x + b`` of that step."""
         rec = torch.addmm(drive, self.phi(h), self.w_rec.t())
         h_next = h + self.alpha * (rec - h)
         return h_next if noise is None else h_next + noise
@@ -155,7 +156,7 @@ class RateRNN(RecurrentModel):
         self, state: torch.Tensor, x: torch.Tensor, noise: torch.Tensor | None = None
     ) -> torch.Tensor:
         """One Euler step; adds ``noise`` (already scaled, as from :meth:`sample_noise`) if given."""
-        return self._advance(state, torch.addmm(self.b, x, self.w_in.t()), noise)
+        return self.step_driven(state, torch.addmm(self.b, x, self.w_in.t()), noise)
 
     def sample_noise(
         self, shape: tuple[int, ...], *, generator: torch.Generator | None = None
@@ -167,25 +168,9 @@ class RateRNN(RecurrentModel):
         eps = torch.randn(shape, generator=generator, dtype=p.dtype, device="cpu").to(p.device)
         return eps.mul_(math.sqrt(2.0 * self.alpha) * self.sigma_rec)
 
-    def forward(
-        self,
-        inputs: torch.Tensor,
-        state: torch.Tensor | None = None,
-        *,
-        noise: bool | torch.Tensor | None = None,
-        generator: torch.Generator | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Run over ``inputs [B, T, I]``; equals looping :meth:`step` (see base class)."""
-        b, t, _ = inputs.shape
-        h = self.initial_state(b) if state is None else state
-        eps = self._resolve_noise(noise, (b, t, self.n_units), generator)
-        drive = torch.matmul(inputs, self.w_in.t()) + self.b  # one matmul for all steps
-        states = []
-        for k in range(t):
-            h = self._advance(h, drive[:, k], None if eps is None else eps[:, k])
-            states.append(h)
-        hs = torch.stack(states, dim=1)
-        return self.readout(hs), hs
+    def input_drive(self, inputs: torch.Tensor) -> torch.Tensor:
+        """``W_in x + b`` for every step in one matmul (``forward`` then loops over the rest)."""
+        return torch.matmul(inputs, self.w_in.t()) + self.b
 
     def readout(self, state: torch.Tensor) -> torch.Tensor:
         """``W_out φ(h) + b_out``."""
