@@ -221,6 +221,17 @@ class RunConfig:
     simulate: SimulateConfig = field(default_factory=SimulateConfig)
 
 
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Parse a TOML file; a missing file or bad syntax gets an error naming the path."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path} is not valid TOML: {err}") from None
+
+
 def load_run_config(source: str | Path | dict[str, Any]) -> RunConfig:
     """Load and validate a :class:`RunConfig` from a TOML file or a dict.
 
@@ -232,16 +243,7 @@ def load_run_config(source: str | Path | dict[str, Any]) -> RunConfig:
     >>> cfg.model.n_hidden, cfg.train.n_steps
     (32, 10)
     """
-    if isinstance(source, dict):
-        data = dict(source)
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise FileNotFoundError(f"config file not found: {path}")
-        try:
-            data = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as err:
-            raise ConfigError(f"{path} is not valid TOML: {err}") from None
+    data = dict(source) if isinstance(source, dict) else read_toml(source)
     sections = {"model": ModelConfig, "train": TrainConfig, "simulate": SimulateConfig}
     top = {f.name for f in dataclasses.fields(RunConfig)}
     unknown = sorted(set(data) - top)

@@ -20,16 +20,12 @@ def _fail(message: str) -> None:
 def _run_config(
     config: Path | None, overrides: dict[str, dict[str, Any]], paradigm: str | None
 ) -> Any:
-    from ._config import load_run_config
+    from ._config import load_run_config, read_toml
 
-    data: dict[str, Any] = {}
-    if config is not None:
-        import tomllib
-
-        try:
-            data = tomllib.loads(config.read_text())
-        except tomllib.TOMLDecodeError as err:
-            _fail(f"{config} is not valid TOML: {err}")
+    try:
+        data = read_toml(config) if config is not None else {}
+    except ConfigError as err:
+        _fail(str(err))
     if paradigm is not None:
         data["paradigm"] = paradigm
     for section, values in overrides.items():

@@ -126,16 +126,16 @@ class NeurogymParadigm(Paradigm):
         # closures refer to the task object itself, so each batch restores the
         # task's pristine attributes in place and then seeds it: a batch depends
         # on its seed alone.
-        self._template = env.unwrapped
-        self._pristine = copy.deepcopy(vars(self._template))
+        self._env = env.unwrapped
+        self._pristine = copy.deepcopy(vars(self._env))
         self._keep = self._reseeded_objects()
-        self._uses_global_rng = _draws_from_global_rng(self._template)
+        self._uses_global_rng = _draws_from_global_rng(self._env)
         self.task = task
         self.id = f"neurogym/{task}"
         self.kwargs = {"mask": mask if isinstance(mask, str) else list(mask), **env_kwargs}
-        self.dt = float(self._template.dt)
-        self.n_inputs = int(np.prod(self._template.observation_space.shape))
-        space = self._template.action_space
+        self.dt = float(self._env.dt)
+        self.n_inputs = int(np.prod(self._env.observation_space.shape))
+        space = self._env.action_space
         if task in ANGLE_TARGET_TASKS:
             self.target_kind, self.n_outputs = "continuous", 2
         elif hasattr(space, "n"):
@@ -168,7 +168,7 @@ class NeurogymParadigm(Paradigm):
             raise ValueError(f"n_trials must be a positive integer, got {n_trials!r}")
         gen = as_generator(rng)
         seed = int(gen.integers(0, 2**31 - 1))
-        env = self._template
+        env = self._env
         state = vars(env)
         state.clear()
         state.update(copy.deepcopy(self._pristine, dict(self._keep)))
@@ -191,8 +191,8 @@ class NeurogymParadigm(Paradigm):
         ``_seed`` resets each of these before every batch, so restoring copies of
         them would only cost time; everything else is restored from the pristine copy.
         """
-        live, saved = vars(self._template), self._pristine
-        keep = {id(saved["_top"]): self._template} if "_top" in saved else {}
+        live, saved = vars(self._env), self._pristine
+        keep = {id(saved["_top"]): self._env} if "_top" in saved else {}
         for key in ("rng", "action_space", "observation_space"):
             if key in saved:
                 keep[id(saved[key])] = live[key]
@@ -205,7 +205,7 @@ class NeurogymParadigm(Paradigm):
         """``TrialEnv.seed`` without building a new ``RandomState`` (same stream)."""
         from neurogym.core import TrialEnv
 
-        env = self._template
+        env = self._env
         if type(env).seed is not TrialEnv.seed or not isinstance(env.rng, np.random.RandomState):
             env.seed(seed)
             return
