@@ -21,6 +21,8 @@ from ._config import SimulateConfig as SimulateConfig
 from ._config import TrainConfig as TrainConfig
 from ._config import load_run_config as load_run_config
 from ._device import resolve_device as resolve_device
+from ._perturbation import Perturbation as Perturbation
+from ._perturbed_run import simulate_conditions as simulate_conditions
 from ._simulate import batch_from_trajectories as batch_from_trajectories
 from ._simulate import simulate as simulate
 from ._train import TrainingDivergedError as TrainingDivergedError
@@ -42,6 +44,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 __all__ = [
     "ConfigError",
     "ModelConfig",
+    "Perturbation",
     "RunConfig",
     "SimulateConfig",
     "TrainConfig",
@@ -53,6 +56,7 @@ __all__ = [
     "load",
     "save",
     "simulate",
+    "simulate_conditions",
     "validate_trajectories",
     "__version__",
     "evaluate",

@@ -17,6 +17,8 @@ from tqdm.auto import tqdm
 from paradigms import Paradigm, TrialBatch
 
 from ._device import resolve_device
+from ._perturbation import as_conditions, condition_name
+from ._perturbed_run import simulate_conditions
 from ._train import quiet_mode, seeded_rng, seeded_torch
 from ._trajectories import build_trajectories
 from .models import RecurrentModel
@@ -65,8 +67,13 @@ def simulate(
         Number of trials (ignored when ``batch`` is given).
     seed : int
         Seeds the trials and the model's recurrent noise: same seed, same numbers.
-    perturbation : None
-        Reserved for perturbation specs (lesion, clamp, kick, ...); only ``None`` for now.
+    perturbation : Perturbation or list of Perturbation, optional
+        One spec (applied to the run; recorded in ``attrs["perturbation"]``) or a list
+        of them (``None`` entries = unperturbed), run as ONE batched simulation on the
+        same trials and noise; the result then gains a leading ``condition`` dim on
+        ``state`` and ``output`` (and ``input`` when inputs are perturbed), with the
+        condition's ``perturbation`` name, ``perturbation_target``, ``operation`` and ``strength``
+        as coordinates. See :class:`neurosim.Perturbation`.
     batch : TrialBatch, optional
         Simulate this batch instead of drawing one.
     noise : bool, default True
@@ -93,11 +100,6 @@ def simulate(
     >>> ds.sizes["trial"], float(ds.time[1] - ds.time[0])
     (4, 100.0)
     """
-    if perturbation is not None:
-        raise NotImplementedError(
-            "simulate(perturbation=...) is not available yet: perturbation specs arrive with the "
-            "analyses/perturbation engine; pass perturbation=None"
-        )
     if batch is None:
         if n_trials is None or int(n_trials) < 1:
             raise ValueError(f"n_trials must be a positive integer, got {n_trials!r}")
@@ -106,6 +108,20 @@ def simulate(
         raise ValueError(
             f"paradigm {paradigm.id!r} gives {batch.inputs.shape[-1]} inputs; the model takes {model.n_inputs}"
         )
+    attrs = {
+        "paradigm": paradigm.id,
+        "paradigm_kwargs": json.dumps(paradigm.kwargs, sort_keys=True, default=str),
+        "model": json.dumps(model.config(), sort_keys=True),
+        "seed": int(seed),
+        "noise": json.dumps(bool(noise)),
+        "versions": json.dumps(package_versions(), sort_keys=True),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+    }
+    if perturbation is not None:
+        return _simulate_perturbed(
+            model, batch, perturbation, attrs, seed=seed, noise=noise, batch_size=batch_size,
+            device=device, quiet=quiet,
+        )  # fmt: skip
     dev = resolve_device(device)
     model = model.to(dev)
     n = batch.n_trials
@@ -134,15 +150,6 @@ def simulate(
                     output[a : a + chunk] = y.cpu().numpy()
     finally:
         model.train(was_training)
-    attrs = {
-        "paradigm": paradigm.id,
-        "paradigm_kwargs": json.dumps(paradigm.kwargs, sort_keys=True, default=str),
-        "model": json.dumps(model.config(), sort_keys=True),
-        "seed": int(seed),
-        "noise": json.dumps(bool(noise)),
-        "versions": json.dumps(package_versions(), sort_keys=True),
-        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-    }
     return build_trajectories(
         state=state,
         inputs=batch.inputs,
@@ -176,4 +183,47 @@ def batch_from_trajectories(ds: xr.Dataset) -> TrialBatch:
         dt=float(ds.attrs["dt"]),
         valid=ds["valid"].values,
         target_kind=ds.attrs["target_kind"],
+    )
+
+
+def _simulate_perturbed(
+    model: RecurrentModel,
+    batch: TrialBatch,
+    perturbation: Any,
+    attrs: dict[str, Any],
+    **run: Any,
+) -> xr.Dataset:
+    conditions, batched = as_conditions(perturbation)
+    runs = simulate_conditions(model, batch, conditions, **run)
+    specs = [None if p is None else p.to_dict() for p in conditions]
+    attrs["perturbation" if not batched else "perturbations"] = json.dumps(
+        specs if batched else specs[0], sort_keys=True
+    )
+    ds = build_trajectories(
+        state=runs["state"][0],
+        inputs=batch.inputs if runs["input"] is None else runs["input"][0],
+        outputs=runs["output"][0],
+        targets=batch.targets,
+        mask=batch.mask,
+        valid=batch.valid,
+        dt=batch.dt,
+        trials=batch.trials,
+        unit_coords=model.unit_coords(),
+        attrs=attrs,
+    )
+    if not batched:
+        return ds
+    lead = ("condition",)
+    ds = ds.assign(
+        state=(lead + ds["state"].dims, runs["state"]),
+        output=(lead + ds["output"].dims, runs["output"]),
+    )
+    if runs["input"] is not None:
+        ds = ds.assign(input=(lead + ds["input"].dims, runs["input"]))
+    return ds.assign_coords(
+        condition=np.arange(len(conditions)),
+        perturbation=("condition", [condition_name(p) for p in conditions]),
+        perturbation_target=("condition", ["none" if p is None else p.target for p in conditions]),
+        operation=("condition", ["none" if p is None else p.operation for p in conditions]),
+        strength=("condition", [0.0 if p is None else p.strength for p in conditions]),
     )

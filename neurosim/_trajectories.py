@@ -27,6 +27,7 @@ _DIMS = ("trial", "time", "unit", "input_channel", "output_channel")
 _BT = ("trial", "time")  # class targets; continuous targets add "output_channel"
 _VAR_DIMS = dict(state=(*_BT, "unit"), input=(*_BT, "input_channel"))
 _VAR_DIMS.update(output=(*_BT, "output_channel"), target=_BT, mask=_BT, valid=_BT)
+_CONDITIONED = ("state", "input", "output")  # may lead with a perturbation "condition" dim
 _PLAIN_ATTRS = (str, int, float, np.integer, np.floating)
 _SUFFIXES = {".nc": "netcdf", ".netcdf": "netcdf", ".h5": "netcdf", ".zarr": "zarr"}
 
@@ -228,7 +229,7 @@ def validate_trajectories(ds: xr.Dataset, *, source: str | None = None) -> None:
         if name in absent:
             continue
         var = ds[name]
-        if var.dims != dims:
+        if var.dims != dims and not (name in _CONDITIONED and var.dims == ("condition", *dims)):
             problems.append(f"variable {name!r} has dims {var.dims}; expected {dims}")
         if var.dtype.kind not in (want_kind := kinds.get(name, "f")):
             what = {"f": "float", "b": "bool", "iu": "integer"}[want_kind]
@@ -340,9 +341,18 @@ def save(
         var.encoding = {}
         if fmt == "zarr" and var.dtype.kind == "U" and name not in out.indexes:
             var.values = var.values.astype(object)  # vlen strings: zarr 3 specifies these
+    return atomic_write(path, lambda tmp: _WRITERS[fmt](out, tmp), overwrite=overwrite)
+
+
+def atomic_write(path: str | os.PathLike[str], write: Any, *, overwrite: bool = True) -> Path:
+    """Call ``write(tmp)`` on a temporary sibling of ``path``, then rename it into place.
+
+    A failed or interrupted write leaves what was at ``path`` untouched.
+    """
+    path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
     try:
-        _WRITERS[fmt](out, tmp)
+        write(tmp)
         if not overwrite and os.path.lexists(path):
             raise FileExistsError(errno.EEXIST, "appeared during the write", str(path))
         _commit(tmp, path)

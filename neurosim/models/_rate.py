@@ -67,6 +67,8 @@ class RateRNN(RecurrentModel):
     ((4, 10, 3), (4, 10, 32))
     """
 
+    recurrent_weights = "w_rec"  # what a "weights" perturbation targets by default
+
     def __init__(
         self,
         n_inputs: int,

@@ -20,7 +20,7 @@ def run():
 
 
 @pytest.mark.parametrize(
-    "cmd", [[], ["paradigms"], ["paradigms", "list"], ["train"], ["simulate"], ["demo"]]
+    "cmd", [[], ["paradigms"], ["paradigms", "list"], ["train"], ["simulate"], ["perturb"], ["demo"]]
 )
 def test_help_everywhere(run, cmd):
     res = run(*cmd, "--help")

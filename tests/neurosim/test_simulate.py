@@ -80,7 +80,7 @@ def test_bad_arguments(setup):
     net, task = setup
     with pytest.raises(ValueError, match="n_trials must be a positive integer"):
         neurosim.simulate(net, task, 0)
-    with pytest.raises(NotImplementedError, match="perturbation"):
+    with pytest.raises(ValueError, match=r"unknown Perturbation field\(s\) \['lesion'\]"):
         neurosim.simulate(net, task, 2, perturbation={"lesion": [0]})
     other = paradigms.make("neurogym/yang19.go-v0")
     with pytest.raises(ValueError, match="inputs"):
