@@ -65,6 +65,38 @@ def plot_psychometric(curve: xr.Dataset, *, path: str | Path | None = None) -> F
     return _save(fig, path)
 
 
+def plot_robustness(robustness: xr.Dataset, *, ax=None, path: str | Path | None = None) -> Figure:
+    """Performance against perturbation strength, one line per perturbation.
+
+    Lines are the mean over seeds with a ±1 SEM band (when there are several
+    seeds); the dotted line is the unperturbed performance.
+
+    Parameters
+    ----------
+    robustness : xarray.Dataset
+        From :func:`analyses.compute_robustness`.
+    ax : matplotlib Axes, optional
+    path : str or Path, optional
+        Save the figure there (and close it).
+    """
+    fig, ax = plt.subplots(figsize=(4.5, 3.2)) if ax is None else (ax.figure, ax)
+    x = robustness["strength"].values
+    for i, name in enumerate(robustness["perturbation"].values):
+        m = robustness["mean"].sel(perturbation=name).values
+        s = robustness["sem"].sel(perturbation=name).values
+        ax.plot(x, m, "o-", ms=3, color=f"C{i}", label=str(name))
+        if np.isfinite(s).all():
+            ax.fill_between(x, m - s, m + s, color=f"C{i}", alpha=0.2, lw=0)
+    ax.axhline(float(robustness["unperturbed"].mean()), ls=":", color="0.4", label="unperturbed")
+    metric = robustness.attrs.get("metric", "performance")
+    ax.set(
+        xlabel="perturbation strength", ylabel=metric, title=robustness.attrs.get("paradigm", "")
+    )
+    ax.legend(frameon=False, fontsize=7)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def plot_pca_trajectories(
     pca: xr.Dataset,
     *,
@@ -107,4 +139,124 @@ def plot_pca_trajectories(
         title_fontsize=7,
     )
     fig.tight_layout()
+    return _save(fig, path)
+
+
+_FP_STYLE = {  # stability -> (marker, colour, filled)
+    "stable": ("o", "k", True),
+    "unstable": ("o", "C3", False),
+    "saddle": ("x", "C1", True),
+    "marginal": ("D", "C4", False),
+}
+
+
+def plot_fixed_points(
+    fixed_points: xr.Dataset,
+    pca: xr.Dataset | None = None,
+    ds: xr.Dataset | None = None,
+    ax: plt.Axes | None = None,
+    *,
+    max_trials: int = 50,
+    path: str | Path | None = None,
+) -> Figure:
+    """Fixed and slow points in the plane of the first two PCs, over trajectories.
+
+    The plane is that of ``pca`` (from ``compute_pca``) when given, else of a 2-component PCA
+    of ``ds``, else of the fixed points themselves. Trajectories (thin grey lines, up to
+    ``max_trials`` trials) are ``ds``'s states projected on it, or ``pca.projection`` when no
+    ``ds`` is given. Points by stability: stable filled black circles, unstable open red
+    circles, saddles orange crosses, marginal open purple diamonds; slow points smaller.
+    Each group is one marker-only line labelled in the legend.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from analyses._fixed_points import compute_fixed_points
+    >>> fps = compute_fixed_points(lambda h, x: torch.tanh(2.0 * h), np.random.default_rng(0)
+    ...     .uniform(-1.5, 1.5, (50, 2)), device="cpu", quiet=True)
+    >>> fig = plot_fixed_points(fps)
+    >>> sorted(line.get_label() for line in fig.axes[0].lines)
+    ['saddle', 'stable', 'unstable']
+    """
+    from ._dynamics import compute_pca
+
+    states = np.asarray(fixed_points["state"].transpose("fixed_point", "unit").values, float)
+    n_units = states.shape[1]
+    if pca is None and ds is not None:
+        pca = compute_pca(ds, n_components=min(2, n_units))
+    if pca is not None:
+        mean = np.asarray(pca["mean"].values, float)
+        comps = np.asarray(pca["components"].transpose("component", "unit").values, float)[:2]
+        if comps.shape[1] != n_units:
+            raise ValueError(
+                f"pca has {comps.shape[1]} units but the fixed points have {n_units}: fit the "
+                "PCA on trajectories of the same model"
+            )
+    else:
+        mean = states.mean(0) if len(states) else np.zeros(n_units)
+        if len(states) > 1:
+            comps = np.linalg.svd(states - mean, full_matrices=False)[2][:2]
+        else:
+            comps = np.eye(n_units)[:2]
+
+    def project(a: np.ndarray) -> np.ndarray:
+        p = (a - mean) @ comps.T
+        return np.pad(p, [(0, 0)] * (p.ndim - 1) + [(0, 2 - p.shape[-1])])
+
+    own = ax is None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(4.5, 4))
+    else:
+        fig = ax.figure
+    if ds is not None:
+        x = np.asarray(ds["state"].transpose("trial", "time", "unit").values, float)
+        valid = (
+            np.asarray(ds["valid"].transpose("trial", "time").values, bool)
+            if "valid" in ds
+            else np.ones(x.shape[:2], bool)
+        )
+        for i in range(min(max_trials, len(x))):
+            p = project(x[i][valid[i]])
+            ax.plot(p[:, 0], p[:, 1], lw=0.5, color="0.6", alpha=0.7, zorder=1)
+    elif pca is not None and "projection" in pca:
+        proj = pca["projection"].transpose("trial", "time", "component").values[:max_trials, :, :2]
+        proj = np.pad(proj, [(0, 0), (0, 0), (0, 2 - proj.shape[-1])])
+        for traj in proj:
+            ax.plot(traj[:, 0], traj[:, 1], lw=0.5, color="0.6", alpha=0.7, zorder=1)
+    p = project(states)
+    stability = fixed_points["stability"].values.astype(str)
+    kind = (
+        fixed_points["kind"].values.astype(str)
+        if "kind" in fixed_points
+        else np.full(len(states), "fixed")
+    )
+    for stab, (marker, colour, filled) in _FP_STYLE.items():
+        for k, size in (("fixed", 8), ("slow", 4)):
+            sel = (stability == stab) & (kind == k)
+            if not sel.any():
+                continue
+            ax.plot(
+                p[sel, 0],
+                p[sel, 1],
+                linestyle="none",
+                marker=marker,
+                ms=size,
+                mew=1.5,
+                color=colour,
+                mfc=colour if filled else "none",
+                label=stab if k == "fixed" else f"{stab} (slow)",
+                zorder=3,
+            )
+    if pca is not None:
+        evr = pca["explained_variance_ratio"].values
+        labels = [f"PC{i + 1} ({evr[i]:.0%})" if i < len(evr) else f"PC{i + 1}" for i in (0, 1)]
+    else:
+        labels = ["PC1 (of fixed points)", "PC2 (of fixed points)"]
+    n_slow = int((kind == "slow").sum())
+    title = f"{len(states) - n_slow} fixed, {n_slow} slow points"
+    ax.set(xlabel=labels[0], ylabel=labels[1], title=title)
+    if len(states):
+        ax.legend(frameon=False, fontsize=7)
+    if own:
+        fig.tight_layout()
     return _save(fig, path)

@@ -1,4 +1,4 @@
-"""The ``neurosim`` command: paradigms, train, simulate, demo."""
+"""The ``neurosim`` command: paradigms, train, simulate, perturb, sweep, demo."""
 
 from __future__ import annotations
 
@@ -191,6 +191,123 @@ def simulate(checkpoint: Path, n_trials: int, seed: int, no_noise: bool, out: Pa
         _fail(str(err))
     acc = float(task.performance(ds["output"].values, batch_from_trajectories(ds)).mean())
     click.echo(f"wrote {path} ({n_trials} trials, performance {acc:.3f})")
+
+
+@main.command()
+@click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Overrides `out`.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def perturb(config: Path, out: Path | None, quiet: bool) -> None:
+    """Robustness curves of a trained model: performance against perturbation strength.
+
+    CONFIG is a TOML file naming the checkpoint, the perturbations, strengths and seeds
+    (see scripts/configs/perturb_demo.toml). Writes robustness.nc, robustness.csv and
+    robustness.png to the output folder.
+    """
+    import paradigms as _p
+    from analyses import compute_robustness
+    from analyses.plots import plot_robustness
+
+    from ._checkpoint import load_checkpoint
+    from ._perturb_config import load_perturb_config
+    from ._trajectories import atomic_write
+
+    try:
+        cfg = load_perturb_config(config)
+    except (ConfigError, FileNotFoundError) as err:
+        _fail(f"invalid configuration {config}: {err}")
+    try:
+        model, meta = load_checkpoint(cfg.checkpoint)
+    except (FileNotFoundError, ValueError) as err:
+        _fail(f"{err} (checkpoint = {cfg.checkpoint!r}; `make demo` writes out/demo/checkpoint)")
+    para = meta["paradigm"]
+    task = _p.make(para["id"], **para["kwargs"])
+    try:
+        rob = compute_robustness(
+            model, task, cfg.perturbations, cfg.strengths, cfg.seeds, n_trials=cfg.n_trials,
+            noise=cfg.noise, batch_size=cfg.batch_size, device=cfg.device, quiet=quiet,
+        )  # fmt: skip
+    except ValueError as err:
+        _fail(str(err))
+    folder = Path(out or cfg.out)
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write(folder / "robustness.nc", lambda tmp: rob.to_netcdf(tmp, engine="h5netcdf"))
+    table = rob[["mean", "sem"]].to_dataframe().reset_index()
+    table.to_csv(folder / "robustness.csv", index=False)
+    plot_robustness(rob, path=folder / "robustness.png")
+    click.echo(f"unperturbed {rob.attrs['metric']}: {float(rob.unperturbed.mean()):.3f}")
+    pivot = table.pivot(index="strength", columns="perturbation", values="mean")
+    click.echo(pivot.round(3).to_string())
+    click.echo(f"wrote {folder}/robustness.nc, robustness.csv, robustness.png")
+
+
+@main.command("sweep")
+@click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--store",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="zarr store for the results (overrides the config; default out/<config name>.zarr).",
+)
+@click.option(
+    "--scheduler", help="Dask scheduler address, e.g. tcp://host:8786 (default: a LocalCluster)."
+)
+@click.option(
+    "--workers",
+    "n_workers",
+    type=click.IntRange(min=1),
+    help="LocalCluster workers (default: min(2, cores)).",
+)
+@click.option(
+    "--overwrite", is_flag=True, help="Discard a store written by another function or grid."
+)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def sweep(
+    config: Path,
+    store: Path | None,
+    scheduler: str | None,
+    n_workers: int | None,
+    overwrite: bool,
+    quiet: bool,
+) -> None:
+    """Run a function over a parameter grid on Dask, writing each cell as it finishes.
+
+    CONFIG is a TOML file: function = "package.module:callable", an optional
+    store = "path.zarr", a [grid] table of lists (their cartesian product) or [[cells]]
+    tables (explicit cells), and an optional [fixed] table of arguments for every cell.
+    Running it again with the same store computes only the unfinished cells.
+    """
+    import os
+    import signal
+
+    from ._sweep import SweepError, SweepStoreError, load_sweep_config, summary_table
+    from ._sweep import sweep as _sweep
+
+    if os.getcwd() not in sys.path:  # as with `python -m`: modules here are importable
+        sys.path.insert(0, os.getcwd())
+    try:
+        fn, grid, config_store = load_sweep_config(config)
+    except (ConfigError, ImportError, TypeError, ValueError) as err:
+        _fail(str(err))
+    store = store or config_store or Path("out") / f"{config.stem}.zarr"
+    if scheduler is not None and n_workers is not None:
+        _fail("--workers sizes the local cluster; it cannot be combined with --scheduler")
+
+    def _terminate(signum: int, frame: Any) -> None:  # unwind: close the cluster, free the store
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        ds = _sweep(
+            fn, grid, scheduler, store, quiet=quiet, n_workers=n_workers, overwrite=overwrite
+        )
+    except (SweepStoreError, TypeError, ValueError) as err:
+        _fail(str(err))
+    except SweepError as err:
+        click.echo(summary_table(err.results))
+        _fail(str(err))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    click.echo(summary_table(ds))
 
 
 @main.command()
