@@ -37,6 +37,7 @@ class _Affine:
     window: torch.Tensor  # [C, T] bool
     kick_step: torch.Tensor  # [C] long, -1 for none
     used: bool = False
+    rows: list[int] = field(default_factory=list)  # conditions it perturbs
     noisy: list[int] = field(default_factory=list)  # conditions drawing noise
 
 
@@ -112,6 +113,7 @@ def _subset(p: Perturbation, elements: np.ndarray, seed: int) -> np.ndarray:
 
 def _fill(aff: _Affine, i: int, p: Perturbation, idx: np.ndarray, steps: np.ndarray, seed: int):
     aff.used = True
+    aff.rows.append(i)
     aff.window[i] = torch.from_numpy(steps).to(aff.window.device)
     sel = torch.from_numpy(idx).long().to(aff.a.device)
     if p.operation in ("lesion", "clamp"):
@@ -188,29 +190,31 @@ class _Plan:
         self.weight_window[i] = torch.from_numpy(steps)
 
     # -- applying -----------------------------------------------------------------------
-    def noise_draws(self, aff: _Affine, b: int, t: int, chunk: int) -> torch.Tensor | None:
-        """Per-condition additive noise ``[C, b, T, n]`` (zeros for quiet conditions)."""
+    def noise_draws(self, aff: _Affine, b: int, t: int, chunk: int):
+        """``(rows, ξ·sd)``: noise ``[n_noisy, b, T, n]`` for the conditions that draw it."""
         if not aff.noisy:
             return None
-        out = torch.zeros(self.n_conditions, b, t, aff.a.shape[1], dtype=aff.a.dtype)
-        for i in aff.noisy:
+        n = aff.a.shape[1]
+        xi = torch.empty(len(aff.noisy), b, t, n, dtype=aff.a.dtype)
+        for j, i in enumerate(aff.noisy):
             g = seeded_torch(self.seed, 21, self.noise_seeds[i], chunk)
-            out[i] = torch.randn(b, t, aff.a.shape[1], generator=g, dtype=aff.a.dtype)
-        return (out * aff.sd[:, None, None, :].cpu()).to(aff.a.device)
+            torch.randn(b, t, n, generator=g, dtype=aff.a.dtype, out=xi[j])
+        rows = torch.tensor(aff.noisy, device=aff.a.device)
+        return rows, xi.to(aff.a.device).mul_(aff.sd[rows][:, None, None, :])
 
 
-def _apply(
-    aff: _Affine, x: torch.Tensor, k: int, xi: torch.Tensor | None, ones: torch.Tensor
-) -> torch.Tensor:
+def _apply(aff: _Affine, x: torch.Tensor, k: int, noise, ones: torch.Tensor) -> torch.Tensor:
     """``x [C, b, n]`` at step ``k`` → perturbed (exactly ``x`` where nothing applies)."""
     win = aff.window[:, k, None]
     a = torch.where(win, aff.a, ones)[:, None]
     c = (aff.c * win)[:, None]
-    if xi is not None:
-        c = c + xi[:, :, k] * win[:, None]
     if bool((aff.kick_step == k).any()):
         c = c + (aff.kick * (aff.kick_step == k).to(aff.kick)[:, None])[:, None]
-    return torch.addcmul(c, a, x)
+    out = torch.addcmul(c, a, x)
+    if noise is not None:
+        rows, xi = noise
+        out.index_add_(0, rows, xi[:, :, k] * win[rows, None].to(xi))
+    return out
 
 
 class _Call(nn.Module):
@@ -234,27 +238,36 @@ def _run_chunk(
 ):
     c, (b, t, n_in) = plan.n_conditions, inputs.shape
     x = inputs.unsqueeze(0).expand(c, b, t, n_in)
-    if plan.input.used:
+    if plan.input.used:  # cheap: inputs are few channels
         xi = plan.noise_draws(plan.input, b, t, chunk)
         ones = torch.ones_like(plan.input.a)
         x = torch.stack([_apply(plan.input, x[:, :, k], k, xi, ones) for k in range(t)], 2)
-    flat_x = x.reshape(c * b, t, n_in)
     h = model.initial_state(c * b)
     xs = plan.noise_draws(plan.state, b, t, chunk)
     ones = torch.ones_like(plan.state.a)
-    states = []
+    hs = torch.empty(c * b, t, model.n_units, dtype=ones.dtype, device=ones.device)
     if plan.weights:
-        step, readout, drive = _weight_functions(model, plan, x)
+        step, readout, _ = _weight_functions(model, plan, x)
     else:
-        drive = model.input_drive(flat_x)
         step, readout = model.step_driven, model.readout
+        drive = model.input_drive(inputs)  # shared by every condition with intact inputs
+        rows = torch.tensor(plan.input.rows, dtype=torch.long, device=ones.device)
+        if len(rows):
+            own = model.input_drive(x[rows].reshape(len(rows) * b, t, n_in)).view(
+                len(rows), b, t, -1
+            )
     for k in range(t):
         e = None if eps is None else (eps[:, k] if c == 1 else eps[:, k].repeat(c, 1))
-        h = step(h, e, k) if plan.weights else step(h, drive[:, k], e)
+        if plan.weights:
+            h = step(h, e, k)
+        else:
+            d = drive[:, k] if c == 1 else drive[:, k].repeat(c, 1)
+            if len(rows):
+                d = d.view(c, b, -1).index_copy(0, rows, own[:, :, k]).view(c * b, -1)
+            h = step(h, d, e)
         if plan.state.used:
             h = _apply(plan.state, h.view(c, b, -1), k, xs, ones).view(c * b, -1)
-        states.append(h)
-    hs = torch.stack(states, dim=1)
+        hs[:, k] = h
     y = readout(hs)
     return y.view(c, b, t, -1), hs.view(c, b, t, -1) if keep_state else None, x
 
@@ -384,17 +397,12 @@ def simulate_conditions(
     size = n if batch_size is None else int(batch_size)
     if size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    c = len(conditions)
-    out = {"output": np.empty((c, n, t, model.n_outputs), np.float32), "state": None, "input": None}
-    if keep_state:
-        out["state"] = np.empty((c, n, t, model.n_units), np.float32)
+    parts: dict[str, list[np.ndarray]] = {"output": [], "state": [], "input": []}
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
             plan = _Plan(model, conditions, t, batch.dt, seed)
-            if plan.input.used:
-                out["input"] = np.empty((c, n, t, model.n_inputs), np.float32)
             inputs = torch.from_numpy(np.ascontiguousarray(batch.inputs, dtype=np.float32))
             starts = range(0, n, size)
             bar = tqdm(starts, desc="simulate", disable=quiet_mode(quiet) or len(starts) == 1)
@@ -404,11 +412,16 @@ def simulate_conditions(
                     noise, (x.shape[0], t, model.n_units), seeded_torch(seed, 11, i)
                 )
                 y, h, xin = _run_chunk(model, plan, x, eps, i, keep_state)
-                out["output"][:, a : a + size] = y.cpu().numpy()
+                parts["output"].append(y.cpu().numpy())  # a view on CPU: no copy
                 if keep_state:
-                    out["state"][:, a : a + size] = h.cpu().numpy()
+                    parts["state"].append(h.cpu().numpy())
                 if plan.input.used:
-                    out["input"][:, a : a + size] = xin.cpu().numpy()
+                    parts["input"].append(xin.cpu().numpy())
     finally:
         model.train(was_training)
+    out: dict[str, np.ndarray | None] = {}
+    for key, arrays in parts.items():
+        out[key] = (
+            None if not arrays else arrays[0] if len(arrays) == 1 else np.concatenate(arrays, 1)
+        )
     return out
