@@ -10,11 +10,13 @@ Examples
 from ._behaviour import compute_choices as compute_choices
 from ._behaviour import compute_psychometric as compute_psychometric
 from ._dynamics import compute_pca as compute_pca
+from ._dynamics import participation_ratio as participation_ratio
 from ._fixed_points import classify_stability as classify_stability
 from ._fixed_points import compute_fixed_points as compute_fixed_points
 from ._fixed_points import compute_linearisation as compute_linearisation
 from ._fixed_points import sample_states as sample_states
-from ._dynamics import participation_ratio as participation_ratio
+from ._lyapunov import compute_lyapunov_spectrum as compute_lyapunov_spectrum
+from ._lyapunov_direct import compute_max_lyapunov_direct as compute_max_lyapunov_direct
 from ._robustness import compute_robustness as compute_robustness
 
 __all__ = [
@@ -22,6 +24,8 @@ __all__ = [
     "compute_choices",
     "compute_fixed_points",
     "compute_linearisation",
+    "compute_lyapunov_spectrum",
+    "compute_max_lyapunov_direct",
     "compute_pca",
     "compute_psychometric",
     "compute_robustness",
