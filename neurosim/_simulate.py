@@ -150,9 +150,20 @@ def simulate(
                     output[a : a + chunk] = y.cpu().numpy()
     finally:
         model.train(was_training)
+    return _trajectories(model, batch, state, batch.inputs, output, attrs)
+
+
+def _trajectories(
+    model: RecurrentModel,
+    batch: TrialBatch,
+    state: np.ndarray,
+    inputs: np.ndarray,
+    output: np.ndarray,
+    attrs: dict[str, Any],
+) -> xr.Dataset:
     return build_trajectories(
         state=state,
-        inputs=batch.inputs,
+        inputs=inputs,
         outputs=output,
         targets=batch.targets,
         mask=batch.mask,
@@ -199,18 +210,8 @@ def _simulate_perturbed(
     attrs["perturbation" if not batched else "perturbations"] = json.dumps(
         specs if batched else specs[0], sort_keys=True
     )
-    ds = build_trajectories(
-        state=runs["state"][0],
-        inputs=batch.inputs if runs["input"] is None else runs["input"][0],
-        outputs=runs["output"][0],
-        targets=batch.targets,
-        mask=batch.mask,
-        valid=batch.valid,
-        dt=batch.dt,
-        trials=batch.trials,
-        unit_coords=model.unit_coords(),
-        attrs=attrs,
-    )
+    inputs = batch.inputs if runs["input"] is None else runs["input"][0]
+    ds = _trajectories(model, batch, runs["state"][0], inputs, runs["output"][0], attrs)
     if not batched:
         return ds
     lead = ("condition",)

@@ -115,7 +115,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         f"{N_CONDITIONS} conditions x {N_TRIALS} trials x 100 steps, 1 thread ({mode})",
     )
     worst = min(r["speed-up"] for r in rows)
-    print(f"batched vs loop over conditions: >= {worst:.1f}x everywhere (target >= {TARGET_RATIO}x)")
+    print(
+        f"batched vs loop over conditions: >= {worst:.1f}x everywhere (target >= {TARGET_RATIO}x)"
+    )
     result = {
         "benchmark": "perturb",
         "task": TASK,
