@@ -13,6 +13,7 @@ Examples
 from importlib.metadata import PackageNotFoundError, version
 
 from . import models as models
+from . import sweeps as sweeps
 from ._checkpoint import load_checkpoint as load_checkpoint
 from ._config import ConfigError as ConfigError
 from ._config import ModelConfig as ModelConfig
@@ -25,6 +26,11 @@ from ._perturbation import Perturbation as Perturbation
 from ._perturbed_run import simulate_conditions as simulate_conditions
 from ._simulate import batch_from_trajectories as batch_from_trajectories
 from ._simulate import simulate as simulate
+from ._sweep import CellFailure as CellFailure
+from ._sweep import SweepError as SweepError
+from ._sweep import load_sweep as load_sweep
+from ._sweep import sweep as sweep
+from ._sweep_store import SweepStoreError as SweepStoreError
 from ._train import TrainingDivergedError as TrainingDivergedError
 from ._train import TrainResult as TrainResult
 from ._train import evaluate as evaluate
@@ -42,10 +48,13 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
 __all__ = [
+    "CellFailure",
     "ConfigError",
     "ModelConfig",
     "Perturbation",
     "RunConfig",
+    "SweepError",
+    "SweepStoreError",
     "SimulateConfig",
     "TrainConfig",
     "TrainResult",
@@ -54,9 +63,12 @@ __all__ = [
     "batch_from_trajectories",
     "build_trajectories",
     "load",
+    "load_sweep",
     "save",
     "simulate",
     "simulate_conditions",
+    "sweep",
+    "sweeps",
     "validate_trajectories",
     "__version__",
     "evaluate",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -129,6 +130,8 @@ def as_generator(rng: np.random.Generator | int | None) -> np.random.Generator:
 
 _REGISTRY: dict[str, Callable[..., Paradigm]] = {}
 _LAZY_LOADERS: list[Callable[[], None]] = []
+_LOAD_LOCK = threading.RLock()
+_LOADING: list[Callable[[], None]] = []  # loaders running now (in some thread)
 
 
 def register(paradigm_id: str, factory: Callable[..., Paradigm]) -> None:
@@ -144,8 +147,17 @@ def add_lazy_loader(loader: Callable[[], None]) -> None:
 
 
 def _ensure_loaded() -> None:
-    while _LAZY_LOADERS:
-        _LAZY_LOADERS.pop(0)()
+    """Run pending lazy loaders once; other threads wait until they have finished."""
+    if not _LAZY_LOADERS and not _LOADING:
+        return
+    with _LOAD_LOCK:  # re-entrant: a loader that calls make() in its own thread passes
+        while _LAZY_LOADERS:
+            loader = _LAZY_LOADERS.pop(0)
+            _LOADING.append(loader)
+            try:
+                loader()
+            finally:
+                _LOADING.pop()
 
 
 def available(namespace: str | None = None) -> list[str]:

@@ -2,7 +2,9 @@
 
 (a) batches: trials/s of ``paradigm.batch`` vs ``neurogym.Dataset`` (target >= 1.0x);
 (b) training: wall time to 0.85 accuracy vs the neurogym docs recipe (target <= 0.5x);
-(c) simulate: ``neurosim.simulate`` to xarray vs a bare torch forward (target <= 1.5x).
+(c) simulate: ``neurosim.simulate`` to xarray vs a bare torch forward (target <= 1.5x);
+(d) lyapunov: spectra vs the per-trajectory reference loop (top 10 >= 50x, full >= 2x faster);
+(e) perturb: 64 conditions batched in one simulate vs a loop over conditions (>= 5x faster).
 
 Each benchmark prints its own table first. The combined result (each benchmark's
 full result plus the summary) goes to ``out/bench/results.json`` unless
@@ -22,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import bench_batches
+import bench_lyapunov
+import bench_perturb
 import bench_simulate
 import bench_training
 from _common import environment, parse_args, print_table, set_threads, write_json
@@ -30,6 +34,8 @@ BENCHMARKS: dict[str, Callable[[Sequence[str] | None], dict[str, Any]]] = {
     "batches": bench_batches.main,
     "training": bench_training.main,
     "simulate": bench_simulate.main,
+    "lyapunov": bench_lyapunov.main,
+    "perturb": bench_perturb.main,
 }
 DEFAULT_JSON = Path("out/bench/results.json")
 
@@ -94,6 +100,20 @@ def summarise(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
                 None,
             )
         )
+    if r := results.get("lyapunov"):
+        by = r["rows"]
+        ref = by[0]["ms_per_traj_step"]
+        for row, target in ((by[1], r["target_top"]), (by[2], r["target_full"])):
+            met = ref / row["ms_per_traj_step"] >= target
+            label = f"(d) lyapunov: {row['method']}"
+            rows.append(_row(label, row["ms_per_traj_step"], ref, "ms/traj-step",
+                             f"<= 1/{target:g}x", met))  # fmt: skip
+    if r := results.get("perturb"):
+        for row in r["rows"]:
+            label = f"(e) perturb: {row['conditions']}, {row['units']} units"
+            met = row["speed-up"] >= r["target_ratio"]
+            rows.append(_row(label, row["batched s"], row["loop s"], "s",
+                             f"<= 1/{r['target_ratio']:g}x", met))  # fmt: skip
     return rows
 
 

@@ -20,7 +20,17 @@ def run():
 
 
 @pytest.mark.parametrize(
-    "cmd", [[], ["paradigms"], ["paradigms", "list"], ["train"], ["simulate"], ["perturb"], ["demo"]]
+    "cmd",
+    [
+        [],
+        ["paradigms"],
+        ["paradigms", "list"],
+        ["train"],
+        ["simulate"],
+        ["perturb"],
+        ["sweep"],
+        ["demo"],
+    ],
 )
 def test_help_everywhere(run, cmd):
     res = run(*cmd, "--help")

@@ -1,5 +1,8 @@
 """Registry-wide checks: every paradigm id builds a well-formed, seeded batch."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -72,3 +75,22 @@ def test_unknown_id_lists_closest_ids():
 def test_excluded_task_says_why():
     with pytest.raises(ValueError, match="no ground truth"):
         paradigms.NeurogymParadigm("EconomicDecisionMaking-v0")
+
+
+def test_first_use_from_many_threads_sees_the_whole_registry():
+    # a fresh interpreter, so the lazy neurogym loader has not run yet
+    code = (
+        "import threading, paradigms\n"
+        "errors = []\n"
+        "def make():\n"
+        "    try:\n"
+        "        paradigms.make('neurogym/PerceptualDecisionMaking-v0')\n"
+        "    except Exception as err:\n"
+        "        errors.append(repr(err))\n"
+        "threads = [threading.Thread(target=make) for _ in range(8)]\n"
+        "[t.start() for t in threads]\n"
+        "[t.join() for t in threads]\n"
+        "print(len(errors), len(paradigms.available()))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["0", str(len(paradigms.available()))]
