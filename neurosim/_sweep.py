@@ -9,6 +9,8 @@ import logging
 import os
 import re
 import secrets
+import signal
+import threading
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -149,17 +151,31 @@ def _dask_client(client: Client | str | None, n_workers: int | None) -> Iterator
             yield own
     else:
         n = n_workers or min(2, os.cpu_count() or 1)
-        with (
-            LocalCluster(
+        with _workers_ignore_ctrl_c():
+            cluster = LocalCluster(
                 n_workers=n,
                 threads_per_worker=1,
                 processes=True,
                 dashboard_address=":0",
                 silence_logs=logging.ERROR,
-            ) as cluster,
-            Client(cluster) as own,
-        ):
+            )
+        with cluster, Client(cluster) as own:
             yield own
+
+
+@contextlib.contextmanager
+def _workers_ignore_ctrl_c() -> Iterator[None]:
+    """Start worker processes with SIGINT ignored (inherited), so Ctrl-C reaches only this
+    process, which stops the sweep and closes the cluster, instead of every worker dumping
+    a traceback."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def sweep(

@@ -305,6 +305,8 @@ def sweep(
     except SweepError as err:
         click.echo(summary_table(err.results))
         _fail(str(err))
+    except KeyboardInterrupt:
+        _fail(f"interrupted; finished cells are kept in {store}: run the same command to resume")
     finally:
         signal.signal(signal.SIGTERM, previous)
     click.echo(summary_table(ds))
