@@ -13,8 +13,8 @@ from ._dynamics import compute_pca as compute_pca
 from ._dynamics import participation_ratio as participation_ratio
 from ._fixed_points import classify_stability as classify_stability
 from ._fixed_points import compute_fixed_points as compute_fixed_points
-from ._fixed_points import compute_linearisation as compute_linearisation
 from ._fixed_points import sample_states as sample_states
+from ._linearisation import compute_linearisation as compute_linearisation
 from ._lyapunov import compute_lyapunov_spectrum as compute_lyapunov_spectrum
 from ._lyapunov_direct import compute_max_lyapunov_direct as compute_max_lyapunov_direct
 from ._robustness import compute_robustness as compute_robustness

@@ -4,27 +4,33 @@
 Jacobian of the step (``Q ← J Q``, batched over trajectories, with Jacobian–vector
 products so ``J`` is never formed) and re-orthonormalises them by QR
 with a positive diagonal; the exponents are the mean log growth ``Σ log R_ii`` per
-unit time. The helpers here (step preparation, argument checks, statistics) are
-shared with the direct two-trajectory estimate in ``_lyapunov_direct``.
+unit time. The shared argument checks and statistics here also serve the direct
+two-trajectory estimate in ``_lyapunov_direct``; the step plumbing (argument validators,
+casting a module's step, arrays to tensors, the checked first call) is in ``_stepfn``.
 """
 
 from __future__ import annotations
 
-import copy
 import math
-import os
-import types
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 import xarray as xr
-from tqdm.auto import tqdm
 
 from neurosim import resolve_device
 
-Step = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
+from ._stepfn import (
+    Step,
+    check_dtype,
+    dtype_name,
+    first_call,
+    int_arg,
+    positive,
+    prepare_run,
+    prepare_step,
+    progress,
+)
 
 # Above this much tangent work per step (k·B·N²), vmap the JVP over the k columns
 # (the primal is evaluated once); below it per-op overheads dominate and reverse-over-
@@ -33,121 +39,28 @@ Step = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
 _VMAP_MIN_WORK = 2**21
 
 
-# --------------------------------------------------------------------------- checks
+# ------------------------------------------------------------------- arguments
 
 
-def _int_arg(name: str, value: Any, low: int, high: int | None = None) -> int:
-    ok = isinstance(value, int | np.integer) and not isinstance(value, bool)
-    if not ok or value < low or (high is not None and value > high):
-        span = f">= {low}" if high is None else f"in {low}..{high}"
-        raise ValueError(f"{name} must be an integer {span}, got {value!r}")
-    return int(value)
-
-
-def _positive_float(name: str, value: Any) -> float:
-    ok = isinstance(value, int | float | np.floating) and not isinstance(value, bool)
-    if not ok or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return float(value)
-
-
-def _check_dtype(dtype: Any) -> torch.dtype:
-    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
-        raise ValueError(
-            f"dtype must be a real floating torch dtype (torch.float64, torch.float32), got {dtype!r}"
-        )
-    return dtype
-
-
-def _quiet(quiet: bool) -> bool:
-    return quiet or os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def prepare_step(step: Any, dtype: torch.dtype, device: torch.device) -> tuple[Step, str]:
-    """The step to run and a description of it.
-
-    A bound method of a ``torch.nn.Module`` (``net.step``), or a module itself (its
-    ``forward`` is the step), runs on a deep copy of the module cast to ``dtype``, moved
-    to ``device``, in eval mode and with gradients off, so the caller's model is
-    untouched and a float32 model gives float64 spectra.
-    """
-    if not callable(step):
-        raise ValueError(f"step must be a callable step(h, x) -> h_next, got {type(step).__name__}")
-
-    def cast(module: torch.nn.Module) -> torch.nn.Module:
-        return copy.deepcopy(module).to(device=device, dtype=dtype).eval().requires_grad_(False)
-
-    owner = getattr(step, "__self__", None)
-    if isinstance(step, types.MethodType) and isinstance(owner, torch.nn.Module):
-        name = f"{type(owner).__name__}.{step.__name__}"
-        return types.MethodType(step.__func__, cast(owner)), name
-    if isinstance(step, torch.nn.Module):
-        return cast(step), type(step).__name__
-    return step, getattr(step, "__qualname__", type(step).__name__)
-
-
-def prepare_run(
-    h0: Any, inputs: Any, n_needed: int, dtype: torch.dtype, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``h0`` as ``[B, N]`` and ``inputs`` as ``[B, n_needed, I]`` (or None), checked."""
-    h = torch.as_tensor(np.asarray(h0) if not torch.is_tensor(h0) else h0.detach())
-    if h.ndim not in (1, 2) or h.shape[-1] == 0 or h.numel() == 0 or h.is_complex():
-        raise ValueError(
-            f"h0 must be a real [B, N] (B trajectories) or [N] array, got shape {tuple(h.shape)}"
-        )
-    h = h.to(device=device, dtype=dtype).reshape(-1, h.shape[-1])
-    if not bool(torch.isfinite(h).all()):
-        raise ValueError("h0 must be finite, got NaN or inf entries")
-    if inputs is None:
-        return h.contiguous(), None
-    x = torch.as_tensor(np.asarray(inputs) if not torch.is_tensor(inputs) else inputs.detach())
-    if x.ndim not in (2, 3) or x.is_complex():
-        raise ValueError(
-            f"inputs must be None or a real [B, T, I] or [T, I] array, got shape {tuple(x.shape)}"
-        )
-    x = x.to(device=device, dtype=dtype)
-    if x.ndim == 2:
-        x = x.unsqueeze(0)
-    if x.shape[1] < n_needed:
-        raise ValueError(
-            f"inputs has T = {x.shape[1]} steps; it needs T >= warmup + n_steps = {n_needed}"
-        )
-    b = max(h.shape[0], x.shape[0])
-    if h.shape[0] not in (1, b) or x.shape[0] not in (1, b):
-        raise ValueError(
-            f"inputs has {x.shape[0]} trajectories but h0 has {h.shape[0]}: they must match "
-            "(or one of them be 1, or inputs be [T, I], to broadcast)"
-        )
-    x = x[:, :n_needed]
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError("inputs must be finite, got NaN or inf entries")
-    return h.expand(b, -1).contiguous(), x.expand(b, -1, -1)
-
-
-def first_step(step: Step, h: torch.Tensor, x: torch.Tensor | None) -> None:
-    """Evaluate ``step`` once and check what it returns (shape, dtype, finiteness)."""
-    try:
-        with torch.no_grad():
-            out = step(h, x)
-    except (RuntimeError, TypeError, ValueError) as exc:
-        hint = " (autonomous run: it is called as step(h, None))" if x is None else ""
-        raise type(exc)(
-            f"step(h, x) failed on h of shape {tuple(h.shape)}, dtype {h.dtype}, device "
-            f"{h.device}{hint}: {exc}. A plain function must accept states (and inputs) in "
-            "the requested dtype and device; a module's bound method is cast for you."
-        ) from exc
-    if not torch.is_tensor(out) or out.shape != h.shape or out.dtype != h.dtype:
-        got = (
-            f"{type(out).__name__} {tuple(out.shape)} {out.dtype}"
-            if torch.is_tensor(out)
-            else type(out).__name__
-        )
-        raise ValueError(
-            f"step must return the next states, a tensor of shape {tuple(h.shape)} and dtype "
-            f"{h.dtype} like h; got {got}"
-        )
-    if not bool(torch.isfinite(out).all()):
-        raise ValueError("step returned non-finite states on the first step from h0")
+def check_run_args(
+    dtype: Any,
+    device: Any,
+    n_steps: Any,
+    warmup: Any,
+    every: tuple[str, Any],
+    dt: Any,
+    seed: Any,
+) -> tuple[torch.dtype, torch.device, int, int, int, float, int]:
+    """The arguments both estimates share, checked in this order (``every``: name, value)."""
+    return (
+        check_dtype(dtype),
+        resolve_device(device),
+        int_arg("n_steps", n_steps, 1),
+        int_arg("warmup", warmup, 0),
+        int_arg(*every, 1),
+        positive("dt", dt),
+        int_arg("seed", seed, 0),
+    )
 
 
 # ------------------------------------------------------------------ tangent maps
@@ -278,11 +191,6 @@ def kaplan_yorke(spectrum: np.ndarray, complete: bool) -> tuple[float, bool]:
     return float(j + csum[j - 1] / abs(lam[j])), False
 
 
-def _progress(total: int, quiet: bool, desc: str) -> tuple[Any, int]:
-    bar = tqdm(total=total, desc=desc, disable=_quiet(quiet), leave=False)
-    return bar, max(1, total // 100)
-
-
 # ------------------------------------------------------------------- public API
 
 
@@ -386,20 +294,16 @@ def compute_lyapunov_spectrum(
     >>> ds.exponents.dims, round(float(ds["mean"].sum()), 6)  # sum = ln 0.3
     (('trajectory', 'exponent'), -1.203973)
     """
-    dtype = _check_dtype(dtype)
-    dev = resolve_device(device)
-    n_steps = _int_arg("n_steps", n_steps, 1)
-    warmup = _int_arg("warmup", warmup, 0)
-    qr_every = _int_arg("qr_every", qr_every, 1)
-    dt = _positive_float("dt", dt)
-    seed = _int_arg("seed", seed, 0)
+    dtype, dev, n_steps, warmup, qr_every, dt, seed = check_run_args(
+        dtype, device, n_steps, warmup, ("qr_every", qr_every), dt, seed
+    )
     if trace_every is not None:
-        trace_every = _int_arg("trace_every", trace_every, 1, n_steps)
+        trace_every = int_arg("trace_every", trace_every, 1, n_steps)
     run_step, step_name = prepare_step(step, dtype, dev)
     h, x = prepare_run(h0, inputs, warmup + n_steps, dtype, dev)
     b, n = h.shape
-    k = n if n_exponents is None else _int_arg("n_exponents", n_exponents, 1, n)
-    first_step(run_step, h, None if x is None else x[:, 0])
+    k = n if n_exponents is None else int_arg("n_exponents", n_exponents, 1, n)
+    first_call(run_step, h, None if x is None else x[:, 0], strict=True)
 
     gen = torch.Generator().manual_seed(seed)
     g = torch.stack([torch.randn(b, n, generator=gen, dtype=torch.float64) for _ in range(k)], 2)
@@ -413,7 +317,7 @@ def compute_lyapunov_spectrum(
     trace = torch.empty(len(checkpoints), b, k, dtype=dtype, device=dev)
     next_cp = 0
     total = warmup + n_steps
-    bar, chunk = _progress(total, quiet, "lyapunov")
+    bar, chunk = progress(total, quiet, "lyapunov")
     with torch.no_grad():
         for t in range(total):
             h, q = tangent(h, None if x is None else x[:, t], q)
@@ -460,7 +364,7 @@ def compute_lyapunov_spectrum(
         "qr_every": qr_every,
         "n_exponents": k,
         "n_units": n,
-        "dtype": str(dtype).removeprefix("torch."),
+        "dtype": dtype_name(dtype),
         "device": str(dev),
         "seed": seed,
     }

@@ -9,19 +9,8 @@ import numpy as np
 import torch
 import xarray as xr
 
-from neurosim import resolve_device
-
-from ._lyapunov import (
-    Step,
-    _check_dtype,
-    _int_arg,
-    _positive_float,
-    _progress,
-    first_step,
-    mean_sem,
-    prepare_run,
-    prepare_step,
-)
+from ._lyapunov import check_run_args, mean_sem
+from ._stepfn import Step, dtype_name, first_call, positive, prepare_run, prepare_step, progress
 
 
 def compute_max_lyapunov_direct(
@@ -86,18 +75,14 @@ def compute_max_lyapunov_direct(
     >>> ds.exponent.dims, 0.35 < float(ds["mean"]) < 0.5  # 0.419 for long runs
     (('trajectory',), True)
     """
-    dtype = _check_dtype(dtype)
-    dev = resolve_device(device)
-    n_steps = _int_arg("n_steps", n_steps, 1)
-    warmup = _int_arg("warmup", warmup, 0)
-    renorm_every = _int_arg("renorm_every", renorm_every, 1)
-    dt = _positive_float("dt", dt)
-    seed = _int_arg("seed", seed, 0)
-    eps = math.sqrt(torch.finfo(dtype).eps) if eps is None else _positive_float("eps", eps)
+    dtype, dev, n_steps, warmup, renorm_every, dt, seed = check_run_args(
+        dtype, device, n_steps, warmup, ("renorm_every", renorm_every), dt, seed
+    )
+    eps = math.sqrt(torch.finfo(dtype).eps) if eps is None else positive("eps", eps)
     run_step, step_name = prepare_step(step, dtype, dev)
     h, x = prepare_run(h0, inputs, warmup + n_steps, dtype, dev)
     b, n = h.shape
-    first_step(run_step, h, None if x is None else x[:, 0])
+    first_call(run_step, h, None if x is None else x[:, 0], strict=True)
 
     root_n = math.sqrt(n)
 
@@ -114,7 +99,7 @@ def compute_max_lyapunov_direct(
     log_sum = torch.zeros(b, dtype=dtype, device=dev)
     collapsed = torch.zeros(b, dtype=torch.bool, device=dev)
     total = warmup + n_steps
-    bar, chunk = _progress(total, quiet, "lyapunov (direct)")
+    bar, chunk = progress(total, quiet, "lyapunov (direct)")
     with torch.no_grad():
         for t in range(total):
             both = run_step(both, None if xx is None else xx[:, t])
@@ -161,7 +146,7 @@ def compute_max_lyapunov_direct(
             "warmup": warmup,
             "renorm_every": renorm_every,
             "eps": eps,
-            "dtype": str(dtype).removeprefix("torch."),
+            "dtype": dtype_name(dtype),
             "device": str(dev),
             "seed": seed,
         },

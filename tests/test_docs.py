@@ -22,4 +22,10 @@ def test_doc_page_examples_run(page, tmp_path, monkeypatch):
 
 def test_every_part_has_a_page_with_examples():
     pages = {p.stem for p in DOCS if _blocks(p)}
-    assert pages >= {"paradigms", "models_and_training", "trajectories", "dynamics", "perturbations"}
+    assert pages >= {
+        "paradigms",
+        "models_and_training",
+        "trajectories",
+        "dynamics",
+        "perturbations",
+    }

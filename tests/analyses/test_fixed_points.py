@@ -12,12 +12,8 @@ from scipy.optimize import brentq
 
 import neurosim
 from analyses._dynamics import compute_pca
-from analyses._fixed_points import (
-    classify_stability,
-    compute_fixed_points,
-    compute_linearisation,
-    sample_states,
-)
+from analyses._fixed_points import classify_stability, compute_fixed_points, sample_states
+from analyses._linearisation import compute_linearisation
 from analyses.plots import plot_fixed_points
 
 W = 2.0
