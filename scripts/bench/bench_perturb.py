@@ -10,6 +10,10 @@ dt=20, tau=100)`` with recurrent noise, one thread.
 - **batched**: ``neurosim.simulate(model, task, batch=batch, seed=0,
   perturbation=conditions)`` — ONE simulation with a ``condition`` dim.
 
+A third row per size, **floor**, is one bare forward of the same 512 trials
+(64 copies of the 8) with no perturbation: the arithmetic any batched run must do,
+so ``loop / floor`` is the largest speed-up batching can give.
+
 Two condition sets: *state/input* (16 strengths each of unit lesion, module
 scale, state noise and input noise: conditions become rows of one batch) and
 *with weights* (the same with the module scale replaced by recurrent-weight
@@ -88,15 +92,24 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 def batched(conds=conds, model=model) -> Any:
                     return neurosim.simulate(model, task, batch=batch, seed=0, perturbation=conds)
 
+                stacked = torch.from_numpy(np.tile(batch.inputs, (N_CONDITIONS, 1, 1)))
+
+                def floor(model=model, stacked=stacked) -> Any:  # the arithmetic alone
+                    g = torch.Generator().manual_seed(0)
+                    with torch.no_grad():
+                        return model(stacked, noise=True, generator=g)
+
                 many, one = loop(), batched()
                 diff = max(
                     float(np.abs(one["state"].values[i] - d["state"].values).max())
                     for i, d in enumerate(many)
                 )
-                times: dict[str, list[float]] = {"loop": [], "batched": []}
+                times: dict[str, list[float]] = {"loop": [], "batched": [], "floor": []}
+                floor()
                 for _ in range(rounds):
                     times["loop"] += timeit(loop, repeats=1, warmup=0).times
                     times["batched"] += timeit(batched, repeats=1, warmup=0).times
+                    times["floor"] += timeit(floor, repeats=1, warmup=0).times
                 med = {k: statistics.median(v) for k, v in times.items()}
                 rows.append(
                     {
@@ -105,6 +118,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                         "loop s": med["loop"],
                         "batched s": med["batched"],
                         "speed-up": med["loop"] / med["batched"],
+                        "floor s": med["floor"],
+                        "loop / floor": med["loop"] / med["floor"],
                         "max |diff|": diff,
                         "times_s": times,
                     }
