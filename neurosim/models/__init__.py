@@ -10,10 +10,17 @@ Examples
 
 from typing import Any
 
+from ._activations import AdaptiveActivation as AdaptiveActivation
+from ._activations import resolve_activation as resolve_activation
 from ._base import RecurrentModel as RecurrentModel
+from ._connectivity import ModuleSpec as ModuleSpec
+from ._modular import ModularRNN as ModularRNN
 from ._rate import RateRNN as RateRNN
 
-_MODEL_CLASSES: dict[str, type[RecurrentModel]] = {"RateRNN": RateRNN}
+_MODEL_CLASSES: dict[str, type[RecurrentModel]] = {
+    "RateRNN": RateRNN,
+    "ModularRNN": ModularRNN,
+}
 
 
 def build_model(config: dict[str, Any]) -> RecurrentModel:
@@ -33,4 +40,12 @@ def build_model(config: dict[str, Any]) -> RecurrentModel:
     return _MODEL_CLASSES[name](**cfg)
 
 
-__all__ = ["RateRNN", "RecurrentModel", "build_model"]
+__all__ = [
+    "AdaptiveActivation",
+    "ModularRNN",
+    "ModuleSpec",
+    "RateRNN",
+    "RecurrentModel",
+    "build_model",
+    "resolve_activation",
+]

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
+import copy
 import math
-from collections.abc import Callable
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from ._activations import _ACTIVATIONS as _ACTIVATIONS  # the fixed table (moved)
+from ._activations import Activation, resolve_activation
 from ._base import RecurrentModel
-
-_ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "relu": torch.relu,
-    "tanh": torch.tanh,
-    "softplus": nn.functional.softplus,
-    "sigmoid": torch.sigmoid,
-    "retanh": lambda h: torch.tanh(torch.relu(h)),
-    "identity": lambda h: h,
-}
 
 _INITS = ("orthogonal", "normal", "identity")
 
@@ -44,9 +38,13 @@ class RateRNN(RecurrentModel):
     ----------
     n_inputs, n_hidden, n_outputs : int
         Sizes of input, state and output.
-    activation : str or callable, default "relu"
-        One of ``relu, tanh, softplus, sigmoid, retanh, identity`` or an
-        ``nn.Module``/callable (e.g. an adaptive activation).
+    activation : str, dict, nn.Module or callable, default "relu"
+        One of ``relu, tanh, softplus, sigmoid, retanh, identity``; ``"adaptive"`` or
+        ``"adaptive_per_neuron"`` (a learned :class:`AdaptiveActivation`, its ``(n, s)``
+        registered as ``phi.n_raw``/``phi.s_raw``); a dict such as
+        ``{"name": "adaptive", "n": "geadah", "per_neuron": True}``; an
+        ``AdaptiveActivation``; or any ``nn.Module``/callable.
+        See :func:`neurosim.models.resolve_activation`.
     tau, dt : float
         Time constant and step in ms (default 100 and 20).
     sigma_rec : float, default 0.05
@@ -75,7 +73,7 @@ class RateRNN(RecurrentModel):
         n_hidden: int,
         n_outputs: int,
         *,
-        activation: str | Callable[[torch.Tensor], torch.Tensor] = "relu",
+        activation: str | Mapping[str, Any] | Activation = "relu",
         tau: float = 100.0,
         dt: float = 20.0,
         sigma_rec: float = 0.05,
@@ -98,20 +96,9 @@ class RateRNN(RecurrentModel):
             raise ValueError(f"sigma_rec must be a number >= 0, got {sigma_rec!r}")
         self.sigma_rec = float(sigma_rec)
         self.alpha = self.dt / self.tau
-        if isinstance(activation, str):
-            if activation not in _ACTIVATIONS:
-                raise ValueError(
-                    f"activation must be one of {sorted(_ACTIVATIONS)} or a callable, got {activation!r}"
-                )
-            self.activation_name = activation
-            self.phi = _ACTIVATIONS[activation]
-        elif callable(activation):
-            self.activation_name = type(activation).__name__
-            self.phi = activation
-        else:
-            raise TypeError(
-                f"activation must be a name or a callable, got {type(activation).__name__}"
-            )
+        phi, self.activation_name, self._activation_config = resolve_activation(
+            activation, self.n_units
+        )
         if w_rec_init not in _INITS:
             raise ValueError(f"w_rec_init must be one of {_INITS}, got {w_rec_init!r}")
         self.w_rec_init, self.gain = w_rec_init, _check_positive("gain", gain)
@@ -124,10 +111,14 @@ class RateRNN(RecurrentModel):
         self.b_out = nn.Parameter(torch.zeros(self.n_outputs))
         self.h0 = nn.Parameter(torch.zeros(n), requires_grad=learn_h0)
         self.learn_h0 = learn_h0
+        self.phi = phi  # an nn.Module (adaptive) registers its parameters here, after the weights
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Initialise weights (uses torch's global RNG: seed it with ``torch.manual_seed``)."""
+        """Initialise weights (uses torch's global RNG: seed it with ``torch.manual_seed``).
+
+        An adaptive activation keeps its ``(n, s)``; reset it with ``net.phi.reset_parameters()``.
+        """
         n = self.n_units
         with torch.no_grad():
             nn.init.normal_(self.w_in, 0.0, 1.0 / math.sqrt(self.n_inputs))
@@ -186,13 +177,18 @@ class RateRNN(RecurrentModel):
         }
 
     def config(self) -> dict[str, Any]:
-        """Constructor arguments (a callable activation is recorded by its class name)."""
+        """Constructor arguments.
+
+        A fixed activation is recorded by name, an adaptive one as the full dict that
+        rebuilds it (its initial ``(n, s)``; ``load_state_dict`` restores the trained
+        ones), any other callable by its class name (not rebuildable).
+        """
         return {
             "class": "RateRNN",
             "n_inputs": self.n_inputs,
             "n_hidden": self.n_units,
             "n_outputs": self.n_outputs,
-            "activation": self.activation_name,
+            "activation": copy.deepcopy(self._activation_config),
             "tau": self.tau,
             "dt": self.dt,
             "sigma_rec": self.sigma_rec,
