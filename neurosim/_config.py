@@ -170,7 +170,16 @@ class ModelConfig:
     """A :class:`neurosim.models.RateRNN` (sizes of input and output come from the paradigm)."""
 
     n_hidden: int = 64
-    activation: Literal["relu", "tanh", "softplus", "sigmoid", "retanh", "identity"] = "relu"
+    activation: Literal[
+        "relu",
+        "tanh",
+        "softplus",
+        "sigmoid",
+        "retanh",
+        "identity",
+        "adaptive",
+        "adaptive_per_neuron",
+    ] = "relu"
     tau: float = 100.0
     sigma_rec: float = 0.05
     w_rec_init: Literal["orthogonal", "normal", "identity"] = "orthogonal"

@@ -88,7 +88,10 @@ _TRAIN_OPTIONS = [
     ),
     click.option("--paradigm", help="Paradigm id (overrides the config)."),
     click.option("--hidden", "n_hidden", type=int, help="Hidden units."),
-    click.option("--activation", help="relu, tanh, softplus, sigmoid, retanh or identity."),
+    click.option(
+        "--activation",
+        help="relu, tanh, softplus, sigmoid, retanh, identity, adaptive or adaptive_per_neuron.",
+    ),
     click.option("--tau", type=float, help="Time constant in ms."),
     click.option("--steps", "n_steps", type=int, help="Maximum gradient steps."),
     click.option("--batch-size", type=int, help="Trials per step."),
