@@ -200,6 +200,52 @@ class MultiTaskParadigm(Paradigm):
             out[idx] = self.tasks[int(k)].performance(outputs[idx], subset_batch(batch, idx))
         return out
 
+    def task_paradigm(self, task: str | int) -> Paradigm:
+        """A paradigm that draws only ``task`` (by id or index), with its rule input.
+
+        Its trials are :meth:`task_batch` trials (the task's own inputs followed by the
+        ``K`` rule channels, 1 at the task's index), scored with the task's own rule, so
+        a network trained on this multi-task paradigm can be trained further, evaluated or
+        perturbed (:func:`analyses.compute_robustness`) one task at a time. Its id is
+        ``"<multi-task id>[<task id>]"``.
+
+        Raises
+        ------
+        KeyError
+            If ``task`` is not one of :attr:`task_ids` (nor an index into them).
+
+        Examples
+        --------
+        >>> import paradigms
+        >>> corpus = paradigms.make("multitask/yang19-corpus")
+        >>> dmc = corpus.task_paradigm("neurogym/yang19.dmc-v0")
+        >>> dmc.id
+        'multitask/yang19-corpus[neurogym/yang19.dmc-v0]'
+        >>> dmc.n_inputs, dmc.batch(2, rng=0).trials["rule"].tolist()
+        (42, [8, 8])
+        """
+        return _TaskView(self, self._index(task))
+
+
+class _TaskView(Paradigm):
+    """One task of a :class:`MultiTaskParadigm` (see :meth:`MultiTaskParadigm.task_paradigm`)."""
+
+    def __init__(self, parent: MultiTaskParadigm, index: int) -> None:
+        self.parent, self.index = parent, index
+        self.task = parent.task_ids[index]
+        self.id = f"{parent.id}[{self.task}]"
+        self.dt, self.target_kind = parent.dt, parent.target_kind
+        self.n_inputs, self.n_outputs = parent.n_inputs, parent.n_outputs
+        self.kwargs = {**parent.kwargs, "task": self.task}
+
+    def batch(self, n_trials: int, rng: np.random.Generator | int | None = None) -> TrialBatch:
+        """``n_trials`` trials of the task, with its rule input (seeded)."""
+        return self.parent.task_batch(self.index, n_trials, rng)
+
+    def performance(self, outputs: np.ndarray, batch: TrialBatch) -> np.ndarray:
+        """Per-trial performance by the task's own rule."""
+        return self.parent.tasks[self.index].performance(np.asarray(outputs), batch)
+
 
 def _register() -> None:
     register(

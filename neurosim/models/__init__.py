@@ -15,6 +15,11 @@ from ._activations import resolve_activation as resolve_activation
 from ._base import RecurrentModel as RecurrentModel
 from ._connectivity import ModuleSpec as ModuleSpec
 from ._modular import ModularRNN as ModularRNN
+from ._primitives import adapt_to_task as adapt_to_task
+from ._primitives import assemble_modules as assemble_modules
+from ._primitives import pretrain_primitives as pretrain_primitives
+from ._primitives import primitive_name as primitive_name
+from ._primitives import random_modules as random_modules
 from ._rate import RateRNN as RateRNN
 
 _MODEL_CLASSES: dict[str, type[RecurrentModel]] = {
@@ -46,6 +51,11 @@ __all__ = [
     "ModuleSpec",
     "RateRNN",
     "RecurrentModel",
+    "adapt_to_task",
+    "assemble_modules",
     "build_model",
+    "pretrain_primitives",
+    "primitive_name",
+    "random_modules",
     "resolve_activation",
 ]

@@ -79,3 +79,27 @@ def test_bad_task_sets_are_explained():
         MultiTaskParadigm(["neurogym/yang19.go-v0", "neurogym/yang19.go-v0"])
     with pytest.raises(KeyError, match="not in this paradigm"):
         paradigms.make("multitask/yang19-primitives").task_batch("neurogym/yang19.dmc-v0", 2)
+
+
+def test_task_paradigm_draws_one_task_with_its_rule_and_scores_by_its_rule(corpus):
+    task = "neurogym/yang19.dmc-v0"
+    k = corpus.task_ids.index(task)
+    view = corpus.task_paradigm(task)
+    assert view.id == f"multitask/yang19-corpus[{task}]"
+    assert (view.n_inputs, view.n_outputs, view.dt) == (42, 17, corpus.dt)
+    assert corpus.task_paradigm(k).id == view.id
+    b = view.batch(40, rng=2)
+    same = corpus.task_batch(task, 40, rng=2)
+    np.testing.assert_array_equal(b.inputs, same.inputs)
+    assert (b.trials["task"] == task).all() and (b.trials["rule"] == k).all()
+    rule = b.inputs[..., corpus.n_task_inputs :]
+    np.testing.assert_array_equal(rule.argmax(-1)[b.valid], k)
+    rng = np.random.default_rng(0)
+    outputs = rng.normal(size=(*b.targets.shape, corpus.n_outputs)).astype(np.float32)
+    outputs[::2] = np.eye(corpus.n_outputs, dtype=np.float32)[b.targets[::2]] * 50.0
+    perf = view.performance(outputs, b)
+    np.testing.assert_array_equal(perf, corpus.tasks[k].performance(outputs, b))
+    np.testing.assert_array_equal(perf, corpus.performance(outputs, b))
+    assert (perf[::2] == 1.0).all() and perf[1::2].mean() < 0.5
+    with pytest.raises(KeyError, match="not in this paradigm"):
+        corpus.task_paradigm("neurogym/yang19.go-v0")
