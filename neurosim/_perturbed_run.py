@@ -249,7 +249,7 @@ def _run_chunk(
     if plan.weights:
         step, readout, _ = _weight_functions(model, plan, x)
     else:
-        step, readout = model.step_driven, model.readout
+        step, readout = model.driven_stepper(), model.readout
         drive = model.input_drive(inputs)  # shared by every condition with intact inputs
         rows = torch.tensor(plan.input.rows, dtype=torch.long, device=ones.device)
         if len(rows):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -84,9 +85,10 @@ class RecurrentModel(nn.Module):
         h = self.initial_state(b) if state is None else state
         eps = self._resolve_noise(noise, (b, t, self.n_units), generator)
         drive = self.input_drive(inputs)
+        step = self.driven_stepper()
         states = []
         for k in range(t):
-            h = self.step_driven(h, drive[:, k], None if eps is None else eps[:, k])
+            h = step(h, drive[:, k], None if eps is None else eps[:, k])
             states.append(h)
         hs = torch.stack(states, dim=1)
         return self.readout(hs), hs
@@ -100,6 +102,13 @@ class RecurrentModel(nn.Module):
     ) -> torch.Tensor:
         """:meth:`step` on one step of :meth:`input_drive`; ``forward`` loops over this."""
         return self.step(state, drive, noise)
+
+    def driven_stepper(
+        self,
+    ) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]:
+        """:meth:`step_driven` for one pass over fixed weights: a model may precompute here
+        what every step of the pass shares (e.g. a masked weight matrix)."""
+        return self.step_driven
 
     def _resolve_noise(
         self,

@@ -361,27 +361,10 @@ class ModularRNN(RecurrentModel):
         w, b = self._input_weights()
         return torch.matmul(inputs, w.t()) + b
 
-    def forward(
-        self,
-        inputs: torch.Tensor,
-        state: torch.Tensor | None = None,
-        *,
-        noise: bool | torch.Tensor | None = None,
-        generator: torch.Generator | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Run over ``inputs [B, T, I]`` (see :meth:`RecurrentModel.forward`); the masked
-        recurrent matrix is assembled once per call."""
-        b, t, _ = inputs.shape
-        h = self.initial_state(b) if state is None else state
-        eps = self._resolve_noise(noise, (b, t, self.n_units), generator)
-        drive = self.input_drive(inputs)
+    def driven_stepper(self):
+        """:meth:`step_driven` with the masked recurrent matrix assembled once per pass."""
         w_t = self.effective_weights().t()
-        states = []
-        for k in range(t):
-            h = self._euler(h, drive[:, k], w_t, None if eps is None else eps[:, k])
-            states.append(h)
-        hs = torch.stack(states, dim=1)
-        return self.readout(hs), hs
+        return lambda h, drive, noise=None: self._euler(h, drive, w_t, noise)
 
     def sample_noise(
         self, shape: tuple[int, ...], *, generator: torch.Generator | None = None
