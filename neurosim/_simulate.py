@@ -172,6 +172,7 @@ def _trajectories(
         trials=batch.trials,
         unit_coords=model.unit_coords(),
         attrs=attrs,
+        covariates=batch.covariates,
     )
 
 
@@ -186,7 +187,11 @@ def batch_from_trajectories(ds: xr.Dataset) -> TrialBatch:
     trials = pd.DataFrame(
         {c: ds[c].values for c in names}, index=pd.RangeIndex(ds.sizes["trial"], name="trial")
     )
+    covariates = {
+        str(k): v.values for k, v in ds.data_vars.items() if v.attrs.get("covariate") == 1
+    }
     return TrialBatch(
+        covariates=covariates,
         inputs=ds["input"].values,
         targets=ds["target"].values,
         mask=ds["mask"].values,

@@ -86,6 +86,7 @@ def build_trajectories(
     trials: pd.DataFrame,
     unit_coords: Mapping[str, Sequence[Any]],
     attrs: Mapping[str, Any] | None = None,
+    covariates: Mapping[str, np.ndarray] | None = None,
 ) -> xr.Dataset:
     """Wrap simulated arrays in a labelled trajectory dataset, without copying them.
 
@@ -103,6 +104,11 @@ def build_trajectories(
         Per-unit labels (at least ``"module"``), each a coordinate on ``unit``.
     attrs : mapping, optional
         Provenance: strings and numbers kept, anything else stored as a JSON string.
+    covariates : mapping of str to numpy.ndarray, optional
+        The paradigm's per-trial or per-step variables (``TrialBatch.covariates``), each
+        ``[B, T, ...]`` or ``[B, ...]``: variables over ``trial, time`` (or ``trial``) with
+        attr ``covariate = 1``; a trailing axis of 2 named ``position`` gets the dim
+        ``space`` (``x``, ``y``), other trailing axes ``<name>_dim<i>``.
 
     Returns
     -------
@@ -168,8 +174,24 @@ def build_trajectories(
             raise ValueError(f"attrs[{key!r}] = {value!r} conflicts with {meta[key]!r}")
         meta[str(key)] = value
     dims = _VAR_DIMS | {"target": _BT + ("output_channel",) * (target_kind == "continuous")}
-    data_vars = {name: (dims[name], arr) for name, arr in arrays.items()}
+    data_vars: dict[str, Any] = {name: (dims[name], arr) for name, arr in arrays.items()}
+    for name, arr in (covariates or {}).items():
+        data_vars[str(name)] = _covariate(str(name), np.asarray(arr), b, t, data_vars, coords)
     return xr.Dataset(data_vars, coords=coords, attrs=meta)
+
+
+def _covariate(name: str, arr: np.ndarray, b: int, t: int, taken: Mapping, coords: dict) -> Any:
+    if name in taken or name in coords or arr.ndim < 1 or arr.shape[0] != b:
+        raise ValueError(
+            f"covariates[{name!r}]: need an array [B={b}, ...] under a name not already used; "
+            f"got shape {arr.shape}"
+        )
+    lead = ("trial", "time") if arr.ndim >= 2 and arr.shape[1] == t else ("trial",)
+    rest = [f"{name}_dim{i}" for i in range(len(lead), arr.ndim)]
+    if name == "position" and arr.shape[len(lead) :] == (2,):
+        rest = ["space"]
+        coords.setdefault("space", np.array(["x", "y"], dtype=object))
+    return ((*lead, *rest), arr, {"covariate": 1})
 
 
 def _is_real(value: Any) -> bool:

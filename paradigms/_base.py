@@ -36,6 +36,10 @@ class TrialBatch:
     target_kind : {"class", "continuous"}
     periods : dict[str, numpy.ndarray]
         Per period, ``int64 [B, 2]`` start and end step (end exclusive); ``-1`` if absent.
+    covariates : dict[str, numpy.ndarray]
+        Per-step variables of the task that are neither inputs nor targets, each
+        ``[B, T, ...]`` (e.g. an agent's ``position [B, T, 2]`` in metres); ``simulate``
+        carries them into the trajectories as variables over ``trial, time``.
     """
 
     inputs: np.ndarray
@@ -46,6 +50,7 @@ class TrialBatch:
     valid: np.ndarray
     target_kind: TargetKind = "class"
     periods: dict[str, np.ndarray] = field(default_factory=dict)
+    covariates: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def n_trials(self) -> int:

@@ -51,6 +51,7 @@ def subset_batch(batch: TrialBatch, index: np.ndarray) -> TrialBatch:
         valid=batch.valid[index],
         target_kind=batch.target_kind,
         periods={k: v[index] for k, v in batch.periods.items()},
+        covariates={k: v[index] for k, v in batch.covariates.items()},
     )
 
 

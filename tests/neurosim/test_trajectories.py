@@ -330,3 +330,39 @@ class TestValidate:
         ds = make_ds()
         ds["target"] = ds.target.astype(np.float32)
         assert "expected integer for target_kind 'class'" in self.problems(ds)[0]
+
+
+@pytest.mark.parametrize("suffix", [".nc", ".zarr"])
+def test_covariates_round_trip_and_rebuild_the_batch(tmp_path, suffix):
+    from neurosim import batch_from_trajectories
+
+    rng = np.random.default_rng(0)
+    b, t, n = 3, 5, 4
+    z = np.zeros((b, t, n), np.float32)
+    cov = {
+        "position": rng.uniform(0, 2.2, size=(b, t, 2)).astype(np.float32),
+        "head_direction": rng.uniform(-np.pi, np.pi, size=(b, t)),
+        "init_code": rng.random((b, 7)).astype(np.float32),
+    }
+    ds = build_trajectories(
+        state=z, inputs=z[..., :2], outputs=z[..., :3], targets=np.zeros((b, t), np.int64),
+        mask=np.ones((b, t), np.float32), valid=np.ones((b, t), bool), dt=20.0,
+        trials=pd.DataFrame({"k": np.arange(b)}), unit_coords={"module": ["m"] * n},
+        covariates=cov,
+    )  # fmt: skip
+    assert ds["position"].dims == ("trial", "time", "space")
+    assert list(ds["space"].values) == ["x", "y"]
+    assert ds["head_direction"].dims == ("trial", "time")
+    assert ds["init_code"].dims == ("trial", "init_code_dim1")
+    back = load(save(ds, tmp_path / f"c{suffix}"))
+    rebuilt = batch_from_trajectories(back)
+    assert set(rebuilt.covariates) == set(cov)
+    for name, arr in cov.items():
+        np.testing.assert_array_equal(rebuilt.covariates[name], arr)
+    with pytest.raises(ValueError, match=r"covariates\['state'\]"):
+        build_trajectories(
+            state=z, inputs=z, outputs=z, targets=np.zeros((b, t), np.int64),
+            mask=np.ones((b, t), np.float32), valid=np.ones((b, t), bool), dt=20.0,
+            trials=pd.DataFrame({"k": np.arange(b)}), unit_coords={"module": ["m"] * n},
+            covariates={"state": z},
+        )  # fmt: skip
