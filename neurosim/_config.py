@@ -104,8 +104,13 @@ class TrainConfig:
         L2 penalty on all weights (Adam's ``weight_decay``).
     grad_clip : float or None
         Clip the global gradient norm to this value.
-    loss : {"auto", "cross_entropy", "mse"}
-        ``auto`` picks cross-entropy for class targets and MSE for continuous ones.
+    loss : {"auto", "cross_entropy", "soft_cross_entropy", "mse"}
+        ``auto`` takes the paradigm's ``loss`` attribute when it has one, else
+        cross-entropy for class targets and MSE for continuous ones.
+        ``soft_cross_entropy``: targets are distributions (e.g. a place-cell code), one
+        per group of outputs (the paradigm's ``output_groups`` sizes, else all outputs).
+    l2_recurrent : float
+        ``l2_recurrent · ‖W_rec‖²`` added to the loss (the model's ``recurrent_weights``).
     noise : bool
         Train with the model's recurrent noise.
     eval_every, eval_trials : int
@@ -132,7 +137,8 @@ class TrainConfig:
     lr: float = 1e-2
     weight_decay: float = 0.0
     grad_clip: float | None = 1.0
-    loss: Literal["auto", "cross_entropy", "mse"] = "auto"
+    loss: Literal["auto", "cross_entropy", "soft_cross_entropy", "mse"] = "auto"
+    l2_recurrent: float = 0.0
     noise: bool = True
     eval_every: int = 50
     eval_trials: int = 500
@@ -155,8 +161,9 @@ class TrainConfig:
             eval_trials=self.eval_trials,
             checkpoint_every=self.checkpoint_every,
         )
-        if self.weight_decay < 0:
-            raise ConfigError(f"train.weight_decay must be >= 0, got {self.weight_decay!r}")
+        for name in ("weight_decay", "l2_recurrent"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"train.{name} must be >= 0, got {getattr(self, name)!r}")
         if self.target_performance is not None and not (0 < self.target_performance <= 1):
             raise ConfigError(
                 f"train.target_performance must be in (0, 1], got {self.target_performance!r}"

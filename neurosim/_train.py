@@ -6,6 +6,7 @@ import dataclasses
 import math
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,24 +73,48 @@ def seeded_torch(seed: int, *key: int) -> torch.Generator:
 
 
 def masked_loss(
-    outputs: torch.Tensor, batch_targets: torch.Tensor, mask: torch.Tensor, kind: str
+    outputs: torch.Tensor,
+    batch_targets: torch.Tensor,
+    mask: torch.Tensor,
+    kind: str,
+    groups: Sequence[int] | None = None,
 ) -> torch.Tensor:
-    """Mask-weighted mean loss: cross-entropy on class ids or mean squared error.
+    """Mask-weighted mean loss: cross-entropy on class ids or on distributions, or MSE.
 
     Parameters
     ----------
     outputs : torch.Tensor
-        ``[B, T, O]`` model outputs (logits for ``"cross_entropy"``).
+        ``[B, T, O]`` model outputs (logits for the cross-entropies).
     batch_targets : torch.Tensor
         ``[B, T]`` int64 class ids or ``[B, T, O]`` floats.
     mask : torch.Tensor
         ``[B, T]`` non-negative weights.
-    kind : {"cross_entropy", "mse"}
+    kind : {"cross_entropy", "soft_cross_entropy", "mse"}
+        ``soft_cross_entropy``: ``−Σ p log softmax(y)`` per group of outputs, summed.
+    groups : sequence of int, optional
+        Sizes of the output groups for ``soft_cross_entropy`` (default: one group).
+
+    Examples
+    --------
+    >>> import torch
+    >>> p = torch.tensor([[[0.25, 0.75, 1.0]]])
+    >>> y = torch.log(p)  # logits equal to the log target in each group
+    >>> loss = masked_loss(y, p, torch.ones(1, 1), "soft_cross_entropy", groups=[2, 1])
+    >>> round(float(loss), 4)  # the entropy of (0.25, 0.75) plus 0
+    0.5623
     """
     if kind == "cross_entropy":
         per_step = torch.nn.functional.cross_entropy(
             outputs.flatten(0, 1), batch_targets.flatten(), reduction="none"
         ).view_as(mask)
+    elif kind == "soft_cross_entropy":
+        sizes = list(groups) if groups else [outputs.shape[-1]]
+        if sum(sizes) != outputs.shape[-1]:
+            raise ValueError(f"output groups {sizes} do not add up to {outputs.shape[-1]} outputs")
+        per_step = sum(
+            -(t * torch.log_softmax(y, -1)).sum(-1)
+            for y, t in zip(outputs.split(sizes, -1), batch_targets.split(sizes, -1), strict=True)
+        )
     else:
         per_step = ((outputs - batch_targets) ** 2).mean(-1)
     return (per_step * mask).sum() / mask.sum().clamp_min(1e-12)
@@ -195,10 +220,25 @@ def train(
         )
     kind = cfg.loss
     if kind == "auto":
-        kind = "cross_entropy" if paradigm.target_kind == "class" else "mse"
-    if kind == "cross_entropy" and paradigm.target_kind != "class":
+        kind = getattr(paradigm, "loss", None) or (
+            "cross_entropy" if paradigm.target_kind == "class" else "mse"
+        )
+    if (kind == "cross_entropy") != (paradigm.target_kind == "class") and kind != "mse":
         raise ConfigError(
-            f"train.loss = 'cross_entropy' needs class targets; {paradigm.id!r} has continuous ones"
+            f"train.loss = {kind!r} does not suit {paradigm.id!r}, whose targets are "
+            f"{paradigm.target_kind}; use 'cross_entropy' for class targets, "
+            "'soft_cross_entropy' or 'mse' for continuous ones"
+        )
+    if kind == "mse" and paradigm.target_kind == "class":
+        raise ConfigError(
+            f"train.loss = 'mse' needs continuous targets; {paradigm.id!r} has classes"
+        )
+    groups = getattr(paradigm, "output_groups", None)
+    w_rec = getattr(model, str(getattr(model, "recurrent_weights", "")), None)
+    if cfg.l2_recurrent and not isinstance(w_rec, torch.Tensor):
+        raise ConfigError(
+            f"train.l2_recurrent needs a model that names its recurrent weights "
+            f"(recurrent_weights); {type(model).__name__} does not"
         )
     device = resolve_device(cfg.device)
     model.to(device)
@@ -237,7 +277,9 @@ def train(
             batch = paradigm.batch(cfg.batch_size, seeded_rng(cfg.seed, 0, step))
             inputs, targets, mask = _tensors(batch, device)
             outputs, _ = model(inputs, noise=cfg.noise, generator=seeded_torch(cfg.seed, 2, step))
-            loss = masked_loss(outputs, targets, mask, kind)
+            loss = masked_loss(outputs, targets, mask, kind, groups)
+            if cfg.l2_recurrent:
+                loss = loss + cfg.l2_recurrent * w_rec.pow(2).sum()
             optimizer.zero_grad(set_to_none=True)
             if not torch.isfinite(loss):
                 _diverged(

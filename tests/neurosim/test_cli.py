@@ -72,7 +72,7 @@ def test_config_errors_name_field_and_allowed_values(run, tmp_path):
     res = run("train", "--config", str(cfg), "--out", str(tmp_path / "o"))
     assert res.exit_code != 0
     assert (
-        "train.loss = 'hinge' is not allowed; choose one of ['auto', 'cross_entropy', 'mse']"
+        "train.loss = 'hinge' is not allowed; choose one of ['auto', 'cross_entropy', 'soft_cross_entropy', 'mse']"
         in res.output
     )
     res = run("train", "--activation", "gelu", "--out", str(tmp_path / "o"))

@@ -118,7 +118,7 @@ def test_divergence_stops_with_message_and_keeps_last_good_checkpoint(tmp_path, 
         ({"lr": -1.0}, r"train.lr must be > 0"),
         (
             {"loss": "hinge"},
-            r"train.loss = 'hinge' is not allowed; choose one of \['auto', 'cross_entropy', 'mse'\]",
+            r"train.loss = 'hinge' is not allowed; choose one of \['auto', 'cross_entropy', 'soft_cross_entropy', 'mse'\]",
         ),
         ({"bogus": 1}, r"unknown field\(s\) \['bogus'\]"),
         ({"n_steps": 2.5}, r"train.n_steps must be an integer"),
@@ -160,3 +160,41 @@ def test_overrides_merge_before_validation(tmp_path):
         checkpoint_dir=str(tmp_path),
     )
     assert result.steps == 2
+
+
+def test_soft_cross_entropy_is_minimal_at_the_target_distribution():
+    from neurosim import masked_loss
+
+    torch.manual_seed(0)
+    p = torch.softmax(torch.randn(2, 3, 5), -1)
+    q = torch.softmax(torch.randn(2, 3, 2), -1)
+    target = torch.cat([p, q], -1)
+    logits = torch.log(target).requires_grad_(True)
+    mask = torch.ones(2, 3)
+    loss = masked_loss(logits, target, mask, "soft_cross_entropy", groups=[5, 2])
+    entropy = -(p * p.log()).sum(-1).mean() - (q * q.log()).sum(-1).mean()
+    assert float(loss.detach()) == pytest.approx(float(entropy), rel=1e-6)
+    (grad,) = torch.autograd.grad(loss, logits)
+    assert float(grad.abs().max()) < 1e-6  # softmax(log p) = p: a stationary point
+    with pytest.raises(ValueError, match="do not add up"):
+        masked_loss(logits, target, mask, "soft_cross_entropy", groups=[5, 3])
+
+
+def test_l2_recurrent_adds_lambda_times_the_squared_norm():
+    def first_loss(lam):
+        net, task = _setup()
+        w0 = float(net.w_rec.detach().pow(2).sum())
+        res = neurosim.train(
+            net, task, n_steps=1, eval_every=1, eval_trials=10, l2_recurrent=lam, quiet=True
+        )
+        return float(res.history["loss"].iloc[0]), w0
+
+    plain, w0 = first_loss(0.0)
+    penalised, _ = first_loss(0.5)
+    assert penalised - plain == pytest.approx(0.5 * w0, rel=1e-5)
+
+
+def test_loss_must_suit_the_targets():
+    net, task = _setup()
+    with pytest.raises(ConfigError, match="soft_cross_entropy.*does not suit"):
+        neurosim.train(net, task, n_steps=1, loss="soft_cross_entropy", quiet=True)
