@@ -7,19 +7,33 @@ Examples
 2.0
 """
 
+from ._autocorrelograms import compute_autocorrelograms as compute_autocorrelograms
 from ._behaviour import compute_choices as compute_choices
 from ._behaviour import compute_psychometric as compute_psychometric
+from ._border import border_score as border_score
 from ._dynamics import compute_pca as compute_pca
 from ._dynamics import participation_ratio as participation_ratio
 from ._fixed_points import classify_stability as classify_stability
 from ._fixed_points import compute_fixed_points as compute_fixed_points
 from ._fixed_points import sample_states as sample_states
+from ._grid import compute_grid_scores as compute_grid_scores
+from ._grid import gridness as gridness
+from ._grid import shuffle_threshold as shuffle_threshold
 from ._linearisation import compute_linearisation as compute_linearisation
 from ._lyapunov import compute_lyapunov_spectrum as compute_lyapunov_spectrum
 from ._lyapunov_direct import compute_max_lyapunov_direct as compute_max_lyapunov_direct
+from ._rate_maps import compute_head_direction_tuning as compute_head_direction_tuning
+from ._rate_maps import compute_rate_maps as compute_rate_maps
 from ._robustness import compute_robustness as compute_robustness
 
 __all__ = [
+    "border_score",
+    "compute_autocorrelograms",
+    "compute_grid_scores",
+    "compute_head_direction_tuning",
+    "compute_rate_maps",
+    "gridness",
+    "shuffle_threshold",
     "classify_stability",
     "compute_choices",
     "compute_fixed_points",

@@ -260,3 +260,89 @@ def plot_fixed_points(
     if own:
         fig.tight_layout()
     return _save(fig, path)
+
+
+def plot_rate_maps(
+    maps: xr.Dataset | xr.DataArray,
+    scores: xr.Dataset | None = None,
+    *,
+    autocorr: bool = True,
+    top: int = 16,
+    columns: int = 8,
+    path: str | Path | None = None,
+) -> Figure:
+    """Rate maps (and their spatial autocorrelograms) of up to ``top`` units.
+
+    With ``scores`` (from :func:`analyses.compute_grid_scores`) the units with the highest
+    ``score60`` come first and each title gives ``score60`` and ``score90``; without, the
+    first ``top`` units in order. Unvisited bins are blank; autocorrelograms share a
+    colour scale from −1 to 1, with the annuli's inner radius and largest outer radius drawn.
+
+    Parameters
+    ----------
+    maps : xarray.Dataset or xarray.DataArray
+        From :func:`analyses.compute_rate_maps` (or its ``rate_map (unit, y, x)``).
+    scores : xarray.Dataset, optional
+    autocorr : bool, default True
+        Draw each unit's autocorrelogram below its map.
+    top : int, default 16
+    columns : int, default 8
+    path : str or Path, optional
+        Save the figure there (and close it).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from analyses import compute_grid_scores
+    >>> y, x = np.mgrid[0:20, 0:20]
+    >>> maps = xr.DataArray(np.stack([np.cos(x) + np.cos(y), np.cos(x / 2)]), dims=("unit", "y", "x"))
+    >>> fig = plot_rate_maps(maps, compute_grid_scores(maps), top=1)
+    >>> [ax.get_title() for ax in fig.axes if ax.get_title()]
+    ['unit 1\\ng60 0.06  g90 0.37']
+    """
+    from ._autocorrelograms import compute_autocorrelograms
+
+    da = maps["rate_map"] if isinstance(maps, xr.Dataset) else maps
+    da = da.transpose("unit", "y", "x")
+    order = np.arange(da.sizes["unit"])
+    if scores is not None:
+        s60 = np.asarray(scores["score60"].values, float)
+        order = np.argsort(np.where(np.isnan(s60), -np.inf, -s60), kind="stable")
+    order = order[: max(int(top), 1)]
+    sel = da.isel(unit=order)
+    sac = compute_autocorrelograms(sel) if autocorr else None
+    cols = min(len(order), max(int(columns), 1))
+    blocks = -(-len(order) // cols)
+    per = 2 if autocorr else 1
+    fig, axes = plt.subplots(
+        blocks * per, cols, figsize=(1.5 * cols, 1.6 * blocks * per), squeeze=False
+    )
+    for ax in axes.ravel():
+        ax.axis("off")
+    has_xy = "x" in da.coords and "y" in da.coords
+    extent = None
+    if has_xy:
+        x, y = da["x"].values, da["y"].values
+        dx, dy = (x[1] - x[0]) / 2 if len(x) > 1 else 0.5, (y[1] - y[0]) / 2 if len(y) > 1 else 0.5
+        extent = (x[0] - dx, x[-1] + dx, y[0] - dy, y[-1] + dy)
+    viridis = plt.get_cmap("viridis").with_extremes(bad="white")
+    for k, u in enumerate(order):
+        row, col = divmod(k, cols)
+        ax = axes[row * per, col]
+        ax.imshow(sel.values[k], origin="lower", extent=extent, cmap=viridis)
+        title = f"unit {sel['unit'].values[k]}" if "unit" in sel.coords else f"unit {u}"
+        if scores is not None:
+            g60, g90 = (float(scores[v].values[u]) for v in ("score60", "score90"))
+            title += f"\ng60 {g60:.2f}  g90 {g90:.2f}"
+        ax.set_title(title, fontsize=7)
+        if sac is not None:
+            ax2 = axes[row * per + 1, col]
+            ax2.imshow(sac.values[k], origin="lower", cmap="RdBu_r", vmin=-1, vmax=1)
+            h, w = sac.shape[1:]
+            n = min(h + 1, w + 1) / 2
+            for r in (0.2 * n, n):
+                ax2.add_patch(
+                    plt.Circle(((w - 1) / 2, (h - 1) / 2), r, fill=False, lw=0.5, color="k")
+                )
+    fig.tight_layout()
+    return _save(fig, path)
