@@ -10,6 +10,7 @@ Examples
 """
 
 from . import _multitask as _multitask
+from . import _navigation as _navigation
 from . import _neurogym as _neurogym  # registers the neurogym namespace lazily
 from ._base import Paradigm as Paradigm
 from ._base import TrialBatch as TrialBatch
@@ -21,12 +22,29 @@ from ._multitask import YANG19_CORPUS as YANG19_CORPUS
 from ._multitask import YANG19_PRIMITIVES as YANG19_PRIMITIVES
 from ._multitask import MultiTaskParadigm as MultiTaskParadigm
 from ._multitask import subset_batch as subset_batch
+from ._navigation import NavigationParadigm as NavigationParadigm
+from ._navigation import Trajectories as Trajectories
+from ._navigation import generate_trajectories as generate_trajectories
 from ._neurogym import EXCLUDED as NEUROGYM_EXCLUDED
 from ._neurogym import NeurogymParadigm as NeurogymParadigm
+from ._place_cells import HeadDirectionCells as HeadDirectionCells
+from ._place_cells import PlaceCells as PlaceCells
+from ._place_cells import decode_heading as decode_heading
+from ._place_cells import decode_position as decode_position
+from ._place_cells import position_error_cm as position_error_cm
 
 _multitask._register()
+_navigation._register()
 
 __all__ = [
+    "HeadDirectionCells",
+    "NavigationParadigm",
+    "PlaceCells",
+    "Trajectories",
+    "decode_heading",
+    "decode_position",
+    "generate_trajectories",
+    "position_error_cm",
     "MultiTaskParadigm",
     "NEUROGYM_EXCLUDED",
     "NeurogymParadigm",

@@ -4,7 +4,8 @@
 (b) training: wall time to 0.85 accuracy vs the neurogym docs recipe (target <= 0.5x);
 (c) simulate: ``neurosim.simulate`` to xarray vs a bare torch forward (target <= 1.5x);
 (d) lyapunov: spectra vs the per-trajectory reference loop (top 10 >= 50x, full >= 2x faster);
-(e) perturb: 64 conditions batched in one simulate vs a loop over conditions (>= 5x faster).
+(e) perturb: 64 conditions batched in one simulate vs a loop over conditions (>= 5x faster);
+(f) navigation: vectorised trajectory generation vs a per-agent Python loop (>= 50x).
 
 Each benchmark prints its own table first. The combined result (each benchmark's
 full result plus the summary) goes to ``out/bench/results.json`` unless
@@ -25,6 +26,7 @@ from typing import Any
 
 import bench_batches
 import bench_lyapunov
+import bench_navigation
 import bench_perturb
 import bench_simulate
 import bench_training
@@ -36,6 +38,7 @@ BENCHMARKS: dict[str, Callable[[Sequence[str] | None], dict[str, Any]]] = {
     "simulate": bench_simulate.main,
     "lyapunov": bench_lyapunov.main,
     "perturb": bench_perturb.main,
+    "navigation": bench_navigation.main,
 }
 DEFAULT_JSON = Path("out/bench/results.json")
 
@@ -114,6 +117,14 @@ def summarise(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             met = row["speed-up"] >= r["target_ratio"]
             rows.append(_row(label, row["batched s"], row["loop s"], "s",
                              f"<= 1/{r['target_ratio']:g}x", met))  # fmt: skip
+    if r := results.get("navigation"):
+        by = {row["method"]: row for row in r["rows"]}
+        ours = by[bench_navigation.MAIN]
+        for base in (bench_navigation.BASELINE, bench_navigation.NUMPY_LOOP):
+            rate = ours["agent_steps_per_s"]
+            met = rate / by[base]["agent_steps_per_s"] >= r["target_ratio"]
+            rows.append(_row(f"(f) navigation vs {base}", rate, by[base]["agent_steps_per_s"],
+                             "agent-steps/s", f">= {r['target_ratio']:g}x", met))  # fmt: skip
     return rows
 
 
