@@ -25,6 +25,8 @@ from ._lyapunov_direct import compute_max_lyapunov_direct as compute_max_lyapuno
 from ._rate_maps import compute_head_direction_tuning as compute_head_direction_tuning
 from ._rate_maps import compute_rate_maps as compute_rate_maps
 from ._robustness import compute_robustness as compute_robustness
+from ._stats import format_mean_ci as format_mean_ci
+from ._stats import mean_ci as mean_ci
 
 __all__ = [
     "border_score",
@@ -32,7 +34,9 @@ __all__ = [
     "compute_grid_scores",
     "compute_head_direction_tuning",
     "compute_rate_maps",
+    "format_mean_ci",
     "gridness",
+    "mean_ci",
     "shuffle_threshold",
     "classify_stability",
     "compute_choices",

@@ -49,6 +49,7 @@ import xarray as xr
 
 import neurosim
 import paradigms
+from analyses import format_mean_ci, mean_ci
 from neurosim.models import AdaptiveActivation, RateRNN
 
 TASKS_QUICK = (
@@ -232,27 +233,6 @@ def shifted_accuracy(
 # ---------------------------------------------------------------- statistics and table
 
 
-def mean_ci(values: np.ndarray, axis: int = -1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean, 95 % CI half-width (Student t) and count over ``axis``, ignoring NaN."""
-    from scipy import stats
-
-    v = np.asarray(values, dtype=np.float64)
-    k = np.isfinite(v).sum(axis=axis)
-    mean = np.where(k > 0, np.nansum(v, axis=axis) / np.maximum(k, 1), np.nan)
-    dev = np.nansum((v - np.expand_dims(mean, axis)) ** 2, axis=axis)
-    sd = np.sqrt(dev / np.maximum(k - 1, 1))
-    half = stats.t.ppf(0.975, np.maximum(k - 1, 1)) * sd / np.sqrt(np.maximum(k, 1))
-    return mean, np.where(k > 1, half, np.nan), k
-
-
-def _fmt(mean: float, half: float, digits: int = 3) -> str:
-    if not np.isfinite(mean):
-        return "-"
-    if not np.isfinite(half):
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} ± {half:.{digits}f}"
-
-
 def summary_table(ds: xr.Dataset) -> pd.DataFrame:
     """One row per task × activation: means ± 95 % CI over seeds."""
     rows = []
@@ -267,12 +247,12 @@ def summary_table(ds: xr.Dataset) -> pd.DataFrame:
                 "activation": str(act),
                 "N": int(np.nanmax(cell["n_hidden"].values)),
                 "params": int(np.nanmax(cell["n_params"].values)),
-                f"steps to {ds.attrs.get('criterion', CRITERION)}": _fmt(st_m, st_h, 0),
+                f"steps to {ds.attrs.get('criterion', CRITERION)}": format_mean_ci(st_m, st_h, 0),
                 "reached": f"{int(st_k)}/{n_seeds}",
             }
             for c, label in zip(CONDITIONS, ("acc", "acc gain", "acc sin"), strict=True):
                 m, h, _ = mean_ci(cell["accuracy"].sel(condition=c).values)
-                row[label] = _fmt(float(m), float(h))
+                row[label] = format_mean_ci(float(m), float(h))
             row["train s"] = f"{np.nanmean(cell['train_time_s'].values):.1f}"
             rows.append(row)
     return pd.DataFrame(rows)
@@ -288,7 +268,9 @@ def ns_table(ds: xr.Dataset) -> pd.DataFrame:
             for v in ("n_shared_init", "n_shared", "s_shared"):
                 m, h, _ = mean_ci(cell[v].sel(activation="adaptive").values)
                 digits = 4 if v.startswith("s") else 2
-                row[v.replace("_shared", "") + " (shared)"] = _fmt(float(m), float(h), digits)
+                row[v.replace("_shared", "") + " (shared)"] = format_mean_ci(
+                    float(m), float(h), digits
+                )
         if "n_unit" in ds:
             pn = cell.sel(activation="adaptive_per_neuron")
             n, s = pn["n_unit"].values.ravel(), pn["s_unit"].values.ravel()

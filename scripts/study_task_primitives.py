@@ -58,6 +58,7 @@ import xarray as xr
 import analyses
 import neurosim
 import paradigms
+from analyses import format_mean_ci, mean_ci
 from neurosim import Perturbation
 from neurosim._train import seeded_torch
 from neurosim.models import ModularRNN, RateRNN, adapt_to_task, pretrain_primitives, random_modules
@@ -297,24 +298,10 @@ def _measure(
 # ---------------------------------------------------------------- statistics and tables
 
 
-def mean_ci(values: np.ndarray, axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and 95 % CI half-width (Student t) over ``axis``, ignoring NaN."""
-    from scipy import stats
-
-    v = np.asarray(values, dtype=np.float64)
-    k = np.isfinite(v).sum(axis=axis)
-    mean = np.nanmean(v, axis=axis) if v.size else np.nan
-    sd = np.nanstd(v, axis=axis, ddof=1) if (k > 1).all() else np.full(np.shape(mean), np.nan)
-    half = stats.t.ppf(0.975, np.maximum(k - 1, 1)) * sd / np.sqrt(np.maximum(k, 1))
-    return mean, np.where(k > 1, half, np.nan)
-
-
-def _fmt(mean: float, half: float, digits: int = 2) -> str:
-    if not np.isfinite(mean):
-        return "-"
-    return (
-        f"{mean:.{digits}f}" if not np.isfinite(half) else f"{mean:.{digits}f} ± {half:.{digits}f}"
-    )
+def _ci_text(values: np.ndarray) -> str:
+    """Mean ± 95 % CI over the last axis, two decimals."""
+    m, h, _ = mean_ci(values)
+    return format_mean_ci(float(m), float(h), 2)
 
 
 def _short(task: str) -> str:
@@ -334,9 +321,9 @@ def accuracy_table(ds: xr.Dataset) -> pd.DataFrame:
         }
         if str(a) == "multitask":
             row["trained params / task"] += f" ({np.nanmean(params) * ds.sizes['task']:.0f} total)"
-        row["mean (9 tasks)"] = _fmt(*mean_ci(acc.mean(1)))
+        row["mean (9 tasks)"] = _ci_text(acc.mean(1))
         for j, t in enumerate(ds["task"].values):
-            row[_short(str(t))] = _fmt(*mean_ci(acc[:, j]))
+            row[_short(str(t))] = _ci_text(acc[:, j])
         row["train s / task"] = f"{np.nanmean(cell['train_seconds'].values):.1f}"
         rows.append(row)
     return pd.DataFrame(rows)
@@ -349,7 +336,7 @@ def robustness_table(ds: xr.Dataset) -> pd.DataFrame:
         cell = ds.sel(approach=a)
         row = {
             "approach": LABELS[str(a)],
-            "unperturbed": _fmt(*mean_ci(cell["unperturbed"].mean("task").values)),
+            "unperturbed": _ci_text(cell["unperturbed"].mean("task").values),
         }
         for kind, dim in _dims(ds).items():
             v = cell[kind]
@@ -357,7 +344,7 @@ def robustness_table(ds: xr.Dataset) -> pd.DataFrame:
                 v = v.where(v[dim] > 0, drop=True).mean(dim)
             else:
                 v = v.mean("silenced")
-            row[_kind_column(ds, kind)] = _fmt(*mean_ci(v.mean("task").transpose("seed").values))
+            row[_kind_column(ds, kind)] = _ci_text(v.mean("task").transpose("seed").values)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -403,7 +390,7 @@ def plot_all(ds: xr.Dataset, out: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(11, 3.8))
     for i, a in enumerate(approaches):
         acc = ds["accuracy"].sel(approach=a).transpose("seed", "task").values
-        m, h = mean_ci(acc, axis=0)
+        m, h, _ = mean_ci(acc, axis=0)
         x = np.arange(len(tasks)) + (i - (len(approaches) - 1) / 2) * width
         ax.bar(x, m, width, yerr=np.nan_to_num(h), color=COLORS[a], label=LABELS[a], capsize=2)
         for row in acc:
@@ -422,12 +409,12 @@ def plot_all(ds: xr.Dataset, out: Path) -> list[Path]:
             per_seed = ds[kind].sel(approach=a).mean("task")
             if dim is None:
                 v = per_seed.mean("silenced").values
-                m, h = mean_ci(v)
+                m, h, _ = mean_ci(v)
                 ax.bar(i, m, 0.7, yerr=np.nan_to_num(h), color=COLORS[a], capsize=3)
                 ax.plot(np.full(len(v), i), v, ".", color="k", ms=3)
                 continue
             v = per_seed.transpose("seed", dim).values
-            m, h = mean_ci(v, axis=0)
+            m, h, _ = mean_ci(v, axis=0)
             x = ds[dim].values
             ax.plot(x, m, "o-", ms=3, color=COLORS[a], label=LABELS[a])
             ax.fill_between(x, m - np.nan_to_num(h), m + np.nan_to_num(h), color=COLORS[a],
@@ -536,11 +523,12 @@ def main(argv: list[str] | None = None) -> xr.Dataset:
     acc, rob = accuracy_table(ds), robustness_table(ds)
     acc.to_csv(out / "table_accuracy.csv", index=False)
     rob.to_csv(out / "table_robustness.csv", index=False)
-    m, h = mean_ci(prim["accuracy"].transpose("seed", "primitive").values, axis=0)
+    m, h, _ = mean_ci(prim["accuracy"].transpose("seed", "primitive").values, axis=0)
     print("\nPrimitive networks (standalone, held-out accuracy):")
     print(
         ", ".join(
-            f"{p} {_fmt(a, b)}" for p, a, b in zip(prim["primitive"].values, m, h, strict=True)
+            f"{p} {format_mean_ci(a, b, 2)}"
+            for p, a, b in zip(prim["primitive"].values, m, h, strict=True)
         )
     )
     print(f"\nAccuracy (Yang's rule, {setup.test_trials} held-out trials per task and seed; "
