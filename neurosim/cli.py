@@ -18,9 +18,12 @@ def _fail(message: str) -> None:
 
 
 def _run_config(
-    config: Path | None, overrides: dict[str, dict[str, Any]], paradigm: str | None
+    config: Path | None,
+    overrides: dict[str, dict[str, Any]],
+    paradigm: str | None,
+    preset: str | None = None,
 ) -> Any:
-    from ._config import load_run_config, read_toml
+    from ._config import RunConfig, load_run_config, read_toml
 
     try:
         data = read_toml(config) if config is not None else {}
@@ -28,6 +31,14 @@ def _run_config(
         _fail(str(err))
     if paradigm is not None:
         data["paradigm"] = paradigm
+    if preset is not None:
+        from ._presets import merge_preset, preset_config
+
+        try:
+            base = preset_config(preset, data.get("paradigm", RunConfig.paradigm))
+        except ConfigError as err:
+            _fail(str(err))
+        data = merge_preset(base, data)
     for section, values in overrides.items():
         set_values = {k: v for k, v in values.items() if v is not None}
         if set_values:
@@ -118,8 +129,18 @@ def _with_train_options(fn: Any) -> Any:
     show_default=True,
 )
 @click.option("--resume", is_flag=True, default=None, help="Continue from the checkpoint in --out.")
+@click.option(
+    "--preset",
+    help="Named configuration (neurosim/_presets.py, e.g. quick, full) for the paradigm's "
+    "namespace; the config file and flags override it.",
+)
 def train(
-    out: Path, resume: bool | None, config: Path | None, paradigm: str | None, **opts: Any
+    out: Path,
+    resume: bool | None,
+    config: Path | None,
+    paradigm: str | None,
+    preset: str | None,
+    **opts: Any,
 ) -> None:
     """Train a leaky rate RNN on a paradigm; writes a checkpoint and history.csv under --out."""
     from . import _train
@@ -133,6 +154,7 @@ def train(
             "train": {**opts, "resume": resume, "checkpoint_dir": str(out / "checkpoint")},
         },
         paradigm,
+        preset,
     )
     import paradigms as _p
 
@@ -313,6 +335,54 @@ def sweep(
     finally:
         signal.signal(signal.SIGTERM, previous)
     click.echo(summary_table(ds))
+
+
+@main.command("grid-analysis")
+@click.option(
+    "--checkpoint",
+    type=click.Path(exists=True, path_type=Path),
+    required=True,
+    help="Checkpoint folder of a model trained on a navigation/* paradigm.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("out/grid_analysis"),
+    show_default=True,
+)
+@click.option("--trials", "n_trials", type=click.IntRange(min=1), default=2000, show_default=True)
+@click.option(
+    "--steps",
+    "n_steps",
+    type=click.IntRange(min=1),
+    help="Steps per trial for the rate maps (default: the training length; decoding always "
+    "uses the training length).",
+)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option(
+    "--shuffles", "n_shuffles", type=click.IntRange(min=1), default=100, show_default=True
+)
+def grid_analysis(
+    checkpoint: Path, out: Path, n_trials: int, n_steps: int | None, seed: int, n_shuffles: int
+) -> None:
+    """Decoding error, rate maps, grid scores, PCA and Lyapunov spectrum of a navigation model.
+
+    Writes summary.json, grid_scores.nc, rate_maps_top.png, decoding.png and pca.png to --out.
+    """
+    from ._grid_analysis import run_grid_analysis
+
+    try:
+        s = run_grid_analysis(
+            checkpoint, out, n_trials=n_trials, n_steps=n_steps, seed=seed, n_shuffles=n_shuffles
+        )
+    except (FileNotFoundError, ValueError) as err:
+        _fail(str(err))
+    err_cm = s["decoding_error_cm"]
+    click.echo(
+        f"decoding error {err_cm['mean']:.1f} cm (median {err_cm['median']:.1f}); "
+        f"grid units {s['fraction_grid']:.1%} (score60 > {s['grid_threshold']} and > shuffle "
+        f"{s['shuffle_threshold']:.2f}); wrote {out}"
+    )
 
 
 @main.command()

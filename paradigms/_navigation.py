@@ -288,6 +288,15 @@ class NavigationParadigm(Paradigm):
         Head-direction cells (0: place-cell targets only, as in Sorscher et al.).
     hd_concentration : float, default 20.0
         Von Mises ``κ`` of the head-direction cells.
+    init_input : bool, default False
+        Append the start code (``init_code``, ``O`` channels named ``init_0`` ...) to the
+        inputs, non-zero at step 0 only: a network starting from ``h = 0`` then gets the
+        start through its input weights (with ``τ = dt``, ``h₁ = f(W_in·[v₀, code₀])``, a
+        learned linear map of the start code as in Sorscher et al.).
+    init_input_scale : float, default 1.0
+        Factor on those channels (``init_input`` only): the place code sums to 1 over its
+        cells, so its entries are small (about ``1/n_place_cells``) and a factor of tens
+        brings them to the scale of the velocity inputs.
 
     Examples
     --------
@@ -327,6 +336,8 @@ class NavigationParadigm(Paradigm):
         place_cell_seed: int = 0,
         n_hd_cells: int = 12,
         hd_concentration: float = 20.0,
+        init_input: bool = False,
+        init_input_scale: float = 1.0,
     ) -> None:
         _check_walk(arena, size, time_step, speed_scale, turn_sd, wall_margin, wall_slowdown)
         self.arena, self.size, self.time_step = arena, float(size), float(time_step)
@@ -347,6 +358,12 @@ class NavigationParadigm(Paradigm):
                 "choose one of [True, False]"
             )
         self.angular_velocity_input = bool(angular_velocity_input)
+        if not isinstance(init_input, bool | np.bool_):
+            raise ValueError(
+                f"init_input = {init_input!r} is not allowed; choose one of [True, False]"
+            )
+        self.init_input = bool(init_input)
+        self.init_input_scale = float(check_positive("init_input_scale", init_input_scale))
         self.place_cells = PlaceCells(
             n_place_cells,
             place_cell_width,
@@ -366,8 +383,9 @@ class NavigationParadigm(Paradigm):
             ["vx", "vy"] if velocity_input == "cartesian" else ["speed", "cos", "sin"]
         )
         self.input_names += ["angular_velocity"] * self.angular_velocity_input
-        self.n_inputs = len(self.input_names)
         self.n_outputs = self.n_place_cells + n_hd
+        self.input_names += [f"init_{i}" for i in range(self.n_outputs * self.init_input)]
+        self.n_inputs = len(self.input_names)
         self.output_groups = (self.n_place_cells, n_hd) if n_hd else (self.n_place_cells,)
         self.target_layout = {
             "place": slice(0, self.n_place_cells),
@@ -385,6 +403,8 @@ class NavigationParadigm(Paradigm):
             "place_cell_seed": self.place_cells.seed,
             "n_hd_cells": n_hd,
             "hd_concentration": float(hd_concentration),
+            "init_input": self.init_input,
+            "init_input_scale": self.init_input_scale,
         }
 
     @property
@@ -428,9 +448,14 @@ class NavigationParadigm(Paradigm):
             parts = [tr.speed[..., None], np.cos(heading)[..., None], np.sin(heading)[..., None]]
         if self.angular_velocity_input:
             parts.append((np.diff(tr.heading, axis=1) / ts)[..., None])
+        start = tr.position[:, 0]
+        init_code = self.targets_for(start, tr.heading[:, 0])
+        if self.init_input:
+            pulse = np.zeros((n, t, self.n_outputs), np.float32)
+            pulse[:, 0] = init_code * self.init_input_scale
+            parts.append(pulse)
         inputs = np.concatenate(parts, axis=-1).astype(np.float32)
         targets = self.targets_for(tr.position[:, 1:], heading)
-        start = tr.position[:, 0]
         trials = pd.DataFrame(
             {
                 "start_x": start[:, 0],
@@ -444,7 +469,7 @@ class NavigationParadigm(Paradigm):
             "position": tr.position[:, 1:],
             "head_direction": _wrap(heading),
             "speed": tr.speed,
-            "init_code": self.targets_for(start, tr.heading[:, 0]),
+            "init_code": init_code,
         }
         return TrialBatch(
             inputs=inputs,

@@ -29,6 +29,7 @@ def run():
         ["simulate"],
         ["perturb"],
         ["sweep"],
+        ["grid-analysis"],
         ["demo"],
     ],
 )

@@ -407,3 +407,37 @@ def test_simulate_carries_the_covariates_and_scores_saved_trajectories():
     rebuilt = neurosim.batch_from_trajectories(ds)
     outputs = ds["output"].values
     np.testing.assert_allclose(task.performance(outputs, rebuilt), task.performance(outputs, b))
+
+
+@pytest.mark.parametrize("arena", ARENAS)
+def test_init_input_appends_start_code_at_step_zero_only(arena):
+    task = NavigationParadigm(arena, n_steps=6, n_place_cells=32, init_input=True)
+    plain = NavigationParadigm(arena, n_steps=6, n_place_cells=32)
+    b, p = task.batch(5, rng=3), plain.batch(5, rng=3)
+    assert task.n_inputs == plain.n_inputs + task.n_outputs == b.inputs.shape[-1]
+    assert task.input_names[: plain.n_inputs] == plain.input_names
+    np.testing.assert_array_equal(b.inputs[..., : plain.n_inputs], p.inputs)
+    extra = b.inputs[..., plain.n_inputs :]
+    np.testing.assert_allclose(extra[:, 0], b.covariates["init_code"], rtol=1e-6)
+    assert not extra[:, 1:].any()
+    np.testing.assert_array_equal(b.targets, p.targets)
+    assert task.kwargs["init_input"] is True
+    again = paradigms.make(f"navigation/{arena}", **task.kwargs)
+    assert again.n_inputs == task.n_inputs
+
+
+def test_init_input_must_be_bool():
+    with pytest.raises(ValueError, match="init_input"):
+        NavigationParadigm("square", init_input="yes")
+    with pytest.raises(ValueError, match="init_input_scale"):
+        NavigationParadigm("square", init_input=True, init_input_scale=0)
+
+
+def test_init_input_scale_multiplies_the_start_code():
+    task = NavigationParadigm(
+        "square", n_steps=4, n_place_cells=32, init_input=True, init_input_scale=50.0
+    )
+    b = task.batch(3, rng=1)
+    extra = b.inputs[..., 2:]
+    np.testing.assert_allclose(extra[:, 0], 50 * b.covariates["init_code"], rtol=1e-5)
+    assert not extra[:, 1:].any() and task.kwargs["init_input_scale"] == 50.0
