@@ -10,16 +10,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 import xarray as xr
-from tqdm.auto import tqdm
 
 from paradigms import Paradigm, TrialBatch
 
-from ._device import resolve_device
 from ._perturbation import as_conditions, condition_name
 from ._perturbed_run import simulate_conditions
-from ._train import quiet_mode, seeded_rng, seeded_torch
+from ._train import seeded_rng
 from ._trajectories import build_trajectories
 from .models import RecurrentModel
 
@@ -117,40 +114,10 @@ def simulate(
         "versions": json.dumps(package_versions(), sort_keys=True),
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
-    if perturbation is not None:
-        return _simulate_perturbed(
-            model, batch, perturbation, attrs, seed=seed, noise=noise, batch_size=batch_size,
-            device=device, quiet=quiet,
-        )  # fmt: skip
-    dev = resolve_device(device)
-    model = model.to(dev)
-    n = batch.n_trials
-    chunk = n if batch_size is None else int(batch_size)
-    if chunk < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if chunk < n:
-        state = np.empty((n, batch.n_steps, model.n_units), dtype=np.float32)
-        output = np.empty((n, batch.n_steps, model.n_outputs), dtype=np.float32)
-    inputs = torch.from_numpy(batch.inputs)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            starts = range(0, n, chunk)
-            for i, a in enumerate(
-                tqdm(starts, desc="simulate", disable=quiet_mode(quiet) or len(starts) == 1)
-            ):
-                y, h = model(
-                    inputs[a : a + chunk].to(dev), noise=noise, generator=seeded_torch(seed, 11, i)
-                )
-                if chunk == n:
-                    state, output = h.cpu().numpy(), y.cpu().numpy()
-                else:
-                    state[a : a + chunk] = h.cpu().numpy()
-                    output[a : a + chunk] = y.cpu().numpy()
-    finally:
-        model.train(was_training)
-    return _trajectories(model, batch, state, batch.inputs, output, attrs)
+    return _simulate_conditions(
+        model, batch, perturbation, attrs, seed=seed, noise=noise, batch_size=batch_size,
+        device=device, quiet=quiet,
+    )  # fmt: skip
 
 
 def _trajectories(
@@ -202,19 +169,23 @@ def batch_from_trajectories(ds: xr.Dataset) -> TrialBatch:
     )
 
 
-def _simulate_perturbed(
+def _simulate_conditions(
     model: RecurrentModel,
     batch: TrialBatch,
     perturbation: Any,
     attrs: dict[str, Any],
     **run: Any,
 ) -> xr.Dataset:
-    conditions, batched = as_conditions(perturbation)
+    """The unperturbed run is the one condition ``None`` of the same batched runner."""
+    if perturbation is None:
+        conditions, batched = [None], False
+    else:
+        conditions, batched = as_conditions(perturbation)
+        specs = [None if p is None else p.to_dict() for p in conditions]
+        attrs["perturbation" if not batched else "perturbations"] = json.dumps(
+            specs if batched else specs[0], sort_keys=True
+        )
     runs = simulate_conditions(model, batch, conditions, **run)
-    specs = [None if p is None else p.to_dict() for p in conditions]
-    attrs["perturbation" if not batched else "perturbations"] = json.dumps(
-        specs if batched else specs[0], sort_keys=True
-    )
     inputs = batch.inputs if runs["input"] is None else runs["input"][0]
     ds = _trajectories(model, batch, runs["state"][0], inputs, runs["output"][0], attrs)
     if not batched:
