@@ -27,62 +27,41 @@ _NAV_TASK: dict[str, Any] = {
     "n_hd_cells": 0,
 }
 
+
+def _navigation(*, n_hidden: int, n_steps: int, lr: float, eval_every: int) -> dict[str, Any]:
+    """A path-integration run: a vanilla ReLU RNN (tau = dt) as in Sorscher et al."""
+    return {
+        "paradigm_kwargs": dict(_NAV_TASK),
+        "model": {
+            "n_hidden": n_hidden,
+            "activation": "relu",
+            "tau": 20.0,
+            "sigma_rec": 0.0,
+            "w_rec_init": "orthogonal",
+            "gain": 1.0,
+            "seed": 0,
+        },
+        "train": {
+            "n_steps": n_steps,
+            "batch_size": 200,
+            "lr": lr,
+            "l2_recurrent": 1e-4,
+            "loss": "soft_cross_entropy",
+            "noise": False,
+            "eval_every": eval_every,
+            "eval_trials": 500,
+            "seed": 0,
+        },
+        "simulate": {"n_trials": 500, "seed": 1, "noise": False},
+    }
+
+
 #: ``{preset: {namespace: RunConfig dict}}``.
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "quick": {
-        # CPU, 2 cores, about 10-15 min: a vanilla ReLU RNN (tau = dt) as in Sorscher et al.
-        "navigation": {
-            "paradigm_kwargs": dict(_NAV_TASK),
-            "model": {
-                "n_hidden": 256,
-                "activation": "relu",
-                "tau": 20.0,
-                "sigma_rec": 0.0,
-                "w_rec_init": "orthogonal",
-                "gain": 1.0,
-                "seed": 0,
-            },
-            "train": {
-                "n_steps": 6000,
-                "batch_size": 200,
-                "lr": 1e-3,
-                "l2_recurrent": 1e-4,
-                "loss": "soft_cross_entropy",
-                "noise": False,
-                "eval_every": 250,
-                "eval_trials": 500,
-                "seed": 0,
-            },
-            "simulate": {"n_trials": 500, "seed": 1, "noise": False},
-        },
-    },
-    "full": {
-        # GPU scale: Sorscher et al.'s 4096-unit RNN, Adam 1e-4, 1e5 steps.
-        "navigation": {
-            "paradigm_kwargs": dict(_NAV_TASK),
-            "model": {
-                "n_hidden": 4096,
-                "activation": "relu",
-                "tau": 20.0,
-                "sigma_rec": 0.0,
-                "w_rec_init": "orthogonal",
-                "gain": 1.0,
-                "seed": 0,
-            },
-            "train": {
-                "n_steps": 100_000,
-                "batch_size": 200,
-                "lr": 1e-4,
-                "l2_recurrent": 1e-4,
-                "loss": "soft_cross_entropy",
-                "noise": False,
-                "eval_every": 1000,
-                "eval_trials": 500,
-                "seed": 0,
-            },
-            "simulate": {"n_trials": 500, "seed": 1, "noise": False},
-        },
-    },
+    # CPU, 2 cores, about 10-15 min
+    "quick": {"navigation": _navigation(n_hidden=256, n_steps=6000, lr=1e-3, eval_every=250)},
+    # GPU scale: Sorscher et al.'s 4096-unit RNN, Adam 1e-4, 1e5 steps
+    "full": {"navigation": _navigation(n_hidden=4096, n_steps=100_000, lr=1e-4, eval_every=1000)},
 }
 
 
