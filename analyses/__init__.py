@@ -8,6 +8,10 @@ Examples
 """
 
 from ._autocorrelograms import compute_autocorrelograms as compute_autocorrelograms
+from ._bandit_behaviour import compare_agents as compare_agents
+from ._bandit_behaviour import compute_bandit_curves as compute_bandit_curves
+from ._bandit_behaviour import compute_bandit_metrics as compute_bandit_metrics
+from ._bandit_behaviour import summarise_bandit_metrics as summarise_bandit_metrics
 from ._behaviour import compute_choices as compute_choices
 from ._behaviour import compute_psychometric as compute_psychometric
 from ._border import border_score as border_score
@@ -29,6 +33,10 @@ from ._stats import format_mean_ci as format_mean_ci
 from ._stats import mean_ci as mean_ci
 
 __all__ = [
+    "compare_agents",
+    "compute_bandit_curves",
+    "compute_bandit_metrics",
+    "summarise_bandit_metrics",
     "border_score",
     "compute_autocorrelograms",
     "compute_grid_scores",

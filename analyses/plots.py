@@ -13,6 +13,9 @@ import pandas as pd  # noqa: E402
 import xarray as xr  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from ._bandit_plots import plot_alpha_sweep as plot_alpha_sweep  # noqa: E402
+from ._bandit_plots import plot_bandit_curves as plot_bandit_curves  # noqa: E402
+
 
 def _save(fig: Figure, path: str | Path | None) -> Figure:
     if path is not None:

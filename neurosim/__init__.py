@@ -12,6 +12,7 @@ Examples
 
 from importlib.metadata import PackageNotFoundError, version
 
+from . import agents as agents
 from . import models as models
 from . import sweeps as sweeps
 from ._checkpoint import load_checkpoint as load_checkpoint
@@ -75,6 +76,7 @@ __all__ = [
     "load_checkpoint",
     "load_run_config",
     "masked_loss",
+    "agents",
     "models",
     "resolve_device",
     "train",

@@ -80,6 +80,9 @@ def paradigms_describe(paradigm_id: str) -> None:
         task = _p.make(paradigm_id)
     except KeyError as err:
         _fail(str(err.args[0]))
+    if getattr(task, "closed_loop", False):  # bandits: no batches, reset/step instead
+        click.echo(json.dumps(task.describe(), indent=2, default=str))
+        return
     batch = task.batch(4, rng=0)
     info = {
         **task.describe(),

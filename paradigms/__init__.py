@@ -9,9 +9,17 @@ Examples
 (16,)
 """
 
+from . import _bandits as _bandits
 from . import _multitask as _multitask
 from . import _navigation as _navigation
 from . import _neurogym as _neurogym  # registers the neurogym namespace lazily
+from ._bandit_envs import SAJID2021_ARMS as SAJID2021_ARMS
+from ._bandit_envs import GaussianMixtureBandit as GaussianMixtureBandit
+from ._bandit_envs import RestlessBandit as RestlessBandit
+from ._bandits import BanditParadigm as BanditParadigm
+from ._bandits import BernoulliBandit as BernoulliBandit
+from ._bandits import GaussianBandit as GaussianBandit
+from ._bandits import SwitchingBandit as SwitchingBandit
 from ._base import Paradigm as Paradigm
 from ._base import TrialBatch as TrialBatch
 from ._base import as_generator as as_generator
@@ -33,10 +41,18 @@ from ._place_cells import decode_heading as decode_heading
 from ._place_cells import decode_position as decode_position
 from ._place_cells import position_error_cm as position_error_cm
 
+_bandits._register()
 _multitask._register()
 _navigation._register()
 
 __all__ = [
+    "BanditParadigm",
+    "BernoulliBandit",
+    "GaussianBandit",
+    "GaussianMixtureBandit",
+    "RestlessBandit",
+    "SAJID2021_ARMS",
+    "SwitchingBandit",
     "HeadDirectionCells",
     "NavigationParadigm",
     "PlaceCells",

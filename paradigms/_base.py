@@ -77,10 +77,13 @@ class Paradigm:
     """Base class of every open-loop paradigm.
 
     Subclasses set ``id``, ``dt``, ``n_inputs``, ``n_outputs`` and ``target_kind``
-    and implement :meth:`batch`; they may override :meth:`performance`.
+    and implement :meth:`batch`; they may override :meth:`performance`. Closed-loop
+    environments (``bandit/*``) are not ``Paradigm`` s: they set ``closed_loop = True`` and
+    offer ``reset(n_sessions, rng)`` / ``step(actions)`` instead of ``batch``.
     """
 
     id: str = ""
+    closed_loop: bool = False
     dt: float = 100.0
     n_inputs: int = 0
     n_outputs: int = 0
@@ -183,6 +186,9 @@ def available(namespace: str | None = None) -> list[str]:
 
 def make(paradigm_id: str, **kwargs: Any) -> Paradigm:
     """Build the paradigm registered as ``paradigm_id``.
+
+    Open-loop ids give a :class:`Paradigm`; closed-loop ids (``bandit/*``) give an
+    environment with ``closed_loop = True`` and ``reset`` / ``step``.
 
     Parameters
     ----------

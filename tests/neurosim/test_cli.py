@@ -49,6 +49,8 @@ def test_paradigms_list_and_describe(run):
     )
     res = run("paradigms", "describe", "neurogym/PerceptualDecision")
     assert res.exit_code != 0 and "Closest ids" in res.output
+    info = json.loads(run("paradigms", "describe", "bandit/daw2006").output)  # closed loop
+    assert info["closed_loop"] is True and info["n_arms"] == 4
 
 
 def test_train_then_simulate(run, tmp_path):
