@@ -26,13 +26,28 @@ from ._grid import shuffle_threshold as shuffle_threshold
 from ._linearisation import compute_linearisation as compute_linearisation
 from ._lyapunov import compute_lyapunov_spectrum as compute_lyapunov_spectrum
 from ._lyapunov_direct import compute_max_lyapunov_direct as compute_max_lyapunov_direct
+from ._objects import Synchrony as Synchrony
+from ._objects import adjusted_rand_index as adjusted_rand_index
+from ._objects import ari_bg as ari_bg
+from ._objects import ari_fg as ari_fg
+from ._objects import cluster_phases as cluster_phases
+from ._objects import compute_object_discovery as compute_object_discovery
+from ._objects import phase_synchrony as phase_synchrony
 from ._rate_maps import compute_head_direction_tuning as compute_head_direction_tuning
 from ._rate_maps import compute_rate_maps as compute_rate_maps
 from ._robustness import compute_robustness as compute_robustness
 from ._stats import format_mean_ci as format_mean_ci
+from ._stats import markdown_table as markdown_table
 from ._stats import mean_ci as mean_ci
 
 __all__ = [
+    "Synchrony",
+    "adjusted_rand_index",
+    "ari_bg",
+    "ari_fg",
+    "cluster_phases",
+    "compute_object_discovery",
+    "phase_synchrony",
     "compare_agents",
     "compute_bandit_curves",
     "compute_bandit_metrics",
@@ -44,6 +59,7 @@ __all__ = [
     "compute_rate_maps",
     "format_mean_ci",
     "gridness",
+    "markdown_table",
     "mean_ci",
     "shuffle_threshold",
     "classify_stability",

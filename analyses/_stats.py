@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 
 def mean_ci(
@@ -56,3 +57,22 @@ def format_mean_ci(mean: float, half: float, digits: int = 3) -> str:
     if not np.isfinite(half):
         return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} ± {half:.{digits}f}"
+
+
+def markdown_table(df: pd.DataFrame, index: bool = False) -> str:
+    """A pipe table of ``df`` for reports (no ``tabulate`` dependency).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> print(markdown_table(pd.DataFrame({"a": [1], "b": ["x"]})))
+    | a | b |
+    |---|---|
+    | 1 | x |
+    """
+    if index:
+        df = df.reset_index()
+    cols = [str(c) for c in df.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(str(v) for v in r) + " |" for r in df.itertuples(index=False)]
+    return "\n".join(lines)

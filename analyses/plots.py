@@ -15,6 +15,8 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from ._bandit_plots import plot_alpha_sweep as plot_alpha_sweep  # noqa: E402
 from ._bandit_plots import plot_bandit_curves as plot_bandit_curves  # noqa: E402
+from ._objects_plots import phase_map as phase_map  # noqa: E402
+from ._objects_plots import plot_object_scenes as plot_object_scenes  # noqa: E402
 
 
 def _save(fig: Figure, path: str | Path | None) -> Figure:

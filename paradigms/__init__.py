@@ -13,6 +13,7 @@ from . import _bandits as _bandits
 from . import _multitask as _multitask
 from . import _navigation as _navigation
 from . import _neurogym as _neurogym  # registers the neurogym namespace lazily
+from . import _scenes as _scenes
 from ._bandit_envs import SAJID2021_ARMS as SAJID2021_ARMS
 from ._bandit_envs import GaussianMixtureBandit as GaussianMixtureBandit
 from ._bandit_envs import RestlessBandit as RestlessBandit
@@ -40,12 +41,17 @@ from ._place_cells import PlaceCells as PlaceCells
 from ._place_cells import decode_heading as decode_heading
 from ._place_cells import decode_position as decode_position
 from ._place_cells import position_error_cm as position_error_cm
+from ._scenes import SceneParadigm as SceneParadigm
+from ._scenes import scene_images as scene_images
 
 _bandits._register()
 _multitask._register()
+_scenes._register()
 _navigation._register()
 
 __all__ = [
+    "SceneParadigm",
+    "scene_images",
     "BanditParadigm",
     "BernoulliBandit",
     "GaussianBandit",

@@ -366,12 +366,7 @@ def _kind_column(ds: xr.Dataset, kind: str) -> str:
     return f"{kind.replace('_', ' ')} ({s[0]}–{s[-1]})"
 
 
-def markdown(df: pd.DataFrame) -> str:
-    """A pipe table (no tabulate dependency)."""
-    cols = list(df.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(str(v) for v in r) + " |" for r in df.itertuples(index=False)]
-    return "\n".join(lines)
+markdown = analyses.markdown_table
 
 
 # ---------------------------------------------------------------- figures
