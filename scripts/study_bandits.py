@@ -14,7 +14,8 @@
    mean ± 95 % CI over sessions. The meta-RL RNN agent is trained here on two-armed
    Bernoulli bandits (Wang et al. 2018) and joins the Bernoulli and switching rows.
 
-Writes ``<out>/alpha_sweep.nc``, ``alpha_sweep.png``, ``agent_table.csv`` and
+Writes ``<out>/alpha_sweep_<init>.nc`` and ``.png`` (q started as in the authors' code,
+μ = 25 with variance 8e-7, and at the prior's moments), ``agent_table.csv`` and
 ``agent_table.md``, ``curves_<env>.png`` and ``summary.json``.
 
 Usage::
@@ -46,12 +47,16 @@ ALPHAS_FULL = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0)
 SWEEP_METRICS = ("choice_entropy", "switch_rate", "total_regret", "sharpe")
 
 
-def alpha_sweep(alphas, n_sessions: int, n_trials: int, seed: int) -> xr.Dataset:
+#: q's start: the authors' code (μ = 25, variance 8e-7) or the prior's moments (our default)
+INITS = {"authors_code": (25.0, 9e-4), "prior_moments": None}
+
+
+def alpha_sweep(alphas, n_sessions: int, n_trials: int, seed: int, init=None) -> xr.Dataset:
     """Behaviour metrics of the Rényi agent per α on bandit/sajid2021 (same environments)."""
     env = paradigms.make("bandit/sajid2021")
     per_alpha, values = {}, {m: [] for m in SWEEP_METRICS}
     for a in alphas:
-        agent = ag.RenyiAgent(alpha=a, prior="sajid2021")
+        agent = ag.RenyiAgent(alpha=a, prior="sajid2021", init=init)
         ds = ag.run_bandit(agent, env, n_sessions, n_trials, seed, record_probabilities=False)
         m = analyses.compute_bandit_metrics(ds)
         per_alpha[a] = analyses.summarise_bandit_metrics(m)
@@ -66,7 +71,9 @@ def alpha_sweep(alphas, n_sessions: int, n_trials: int, seed: int) -> xr.Dataset
         data[f"{name}_ci"] = ("alpha", [per_alpha[a][name][1] for a in alphas])
         data[f"{name}_sessions"] = (("alpha", "session"), np.stack(values[name]))
     out = xr.Dataset(data, coords={"alpha": list(alphas), "session": np.arange(n_sessions)})
-    out.attrs.update(title="Rényi agent on bandit/sajid2021", n_trials=n_trials, seed=seed)
+    start = "prior moments" if init is None else f"μ={init[0]:g}, σ={init[1]:g}"
+    out.attrs.update(title=f"Rényi agent on bandit/sajid2021 (q starts at {start})",
+                     n_trials=n_trials, seed=seed)  # fmt: skip
     return out
 
 
@@ -82,14 +89,20 @@ def spearman_vs_alpha(sweep: xr.Dataset) -> dict[str, dict[str, float]]:
     return out
 
 
-def train_meta_rl_agent(quick: bool, seed: int) -> tuple[Any, dict[str, Any]]:
-    """A meta-RL RNN (Wang et al. 2018) trained on independent two-armed Bernoulli bandits."""
+def train_meta_rl_agent(quick: bool, n_trials: int, seed: int) -> tuple[Any, dict[str, Any]]:
+    """A meta-RL RNN (Wang et al. 2018) trained on independent two-armed Bernoulli bandits.
+
+    Trained on episodes as long as the evaluation sessions (``n_trials``): a network trained
+    on shorter episodes degrades past their length.
+    """
     model = ag.make_meta_rl_model(n_arms=2, n_hidden=48, seed=seed)
     env = paradigms.make("bandit/bernoulli", n_arms=2)
-    n_updates = 300 if quick else 2000
+    n_updates = 300 if quick else 1500
     t0 = time.perf_counter()
-    history = ag.train_meta_rl(model, env, n_updates=n_updates, seed=seed, progress=False)
-    info = {"n_updates": n_updates, "train_s": time.perf_counter() - t0}
+    history = ag.train_meta_rl(
+        model, env, n_updates=n_updates, n_trials=n_trials, seed=seed, progress=False
+    )
+    info = {"n_updates": n_updates, "n_trials": n_trials, "train_s": time.perf_counter() - t0}
     info["final_mean_reward"] = float(history["mean_reward"].iloc[-20:].mean())
     return ag.MetaRLAgent(model), info
 
@@ -132,9 +145,9 @@ def agent_sets(meta_rl: Any) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]
         "Kalman softmax": ag.KalmanSoftmax(
             decay=1.0, diffusion_sd=0.0, obs_sd=2.0, prior_mean=15.0, prior_sd=5.0, beta=1.0
         ),
-        "Rényi α=0.5": ag.RenyiAgent(alpha=0.5, prior="sajid2021"),
-        "Rényi α=1": ag.RenyiAgent(alpha=1.0, prior="sajid2021"),
-        "Rényi α=5": ag.RenyiAgent(alpha=5.0, prior="sajid2021"),
+        "Rényi α=0.5": ag.RenyiAgent(alpha=0.5, prior="sajid2021", init=INITS["authors_code"]),
+        "Rényi α=1": ag.RenyiAgent(alpha=1.0, prior="sajid2021", init=INITS["authors_code"]),
+        "Rényi α=5": ag.RenyiAgent(alpha=5.0, prior="sajid2021", init=INITS["authors_code"]),
     }
     return {
         "bandit/bernoulli": ({"n_arms": 2}, binary),
@@ -159,14 +172,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     alphas = ALPHAS_QUICK if args.quick else ALPHAS_FULL
     t_start = time.perf_counter()
 
-    print(f"alpha sweep: {len(alphas)} values x {n_sessions} sessions x {n_trials} trials")
-    sweep = alpha_sweep(alphas, n_sessions, n_trials, args.seed)
-    sweep.to_netcdf(out / "alpha_sweep.nc", engine="h5netcdf")
-    plot_alpha_sweep(sweep, path=out / "alpha_sweep.png")
-    rho = spearman_vs_alpha(sweep)
+    sweeps, rho = {}, {}
+    for label, init in INITS.items():
+        print(f"alpha sweep ({label}): {len(alphas)} values x {n_sessions} x {n_trials} trials")
+        sweeps[label] = alpha_sweep(alphas, n_sessions, n_trials, args.seed, init)
+        sweeps[label].to_netcdf(out / f"alpha_sweep_{label}.nc", engine="h5netcdf")
+        plot_alpha_sweep(sweeps[label], path=out / f"alpha_sweep_{label}.png")
+        rho[label] = spearman_vs_alpha(sweeps[label])
 
     meta_rl, meta_info = (
-        (None, {}) if args.no_meta_rl else train_meta_rl_agent(args.quick, args.seed)
+        (None, {}) if args.no_meta_rl else train_meta_rl_agent(args.quick, n_trials, args.seed)
     )
     tables, runs_summary = [], {}
     for env_id, (kwargs, agents) in agent_sets(meta_rl).items():
@@ -196,11 +211,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "n_trials": n_trials,
         "seed": args.seed,
         "alpha_sweep": {
-            str(a): {
-                m: [float(sweep[m].sel(alpha=a)), float(sweep[f"{m}_ci"].sel(alpha=a))]
-                for m in SWEEP_METRICS
+            label: {
+                str(a): {
+                    m: [float(sw[m].sel(alpha=a)), float(sw[f"{m}_ci"].sel(alpha=a))]
+                    for m in SWEEP_METRICS
+                }
+                for a in alphas
             }
-            for a in alphas
+            for label, sw in sweeps.items()
         },  # fmt: skip
         "spearman_vs_alpha": rho,
         "meta_rl": meta_info,
@@ -209,8 +227,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print("\nSpearman rho of each metric with alpha (over sessions):")
-    for name, r in rho.items():
-        print(f"  {name}: rho = {r['rho']:+.3f} (p = {r['p']:.2g})")
+    for label, by_metric in rho.items():
+        for name, r in by_metric.items():
+            print(f"  {label} {name}: rho = {r['rho']:+.3f} (p = {r['p']:.2g})")
     print(f"done in {summary['elapsed_s']:.0f} s; results in {out}")
     return summary
 
