@@ -14,6 +14,7 @@ import xarray as xr  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from ._bandit_behaviour import compute_bandit_curves  # noqa: E402
+from ._figure_io import save_figure  # noqa: E402
 
 ALPHA_PANELS = (
     ("choice_entropy", "choice entropy (bits)"),
@@ -23,12 +24,7 @@ ALPHA_PANELS = (
 )
 
 
-def _save(fig: Figure, path: str | Path | None) -> Figure:
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=120, bbox_inches="tight")
-        plt.close(fig)
-    return fig
+_save = save_figure
 
 
 def plot_bandit_curves(

@@ -15,16 +15,11 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from ._bandit_plots import plot_alpha_sweep as plot_alpha_sweep  # noqa: E402
 from ._bandit_plots import plot_bandit_curves as plot_bandit_curves  # noqa: E402
+from ._figure_io import save_figure  # noqa: E402
 from ._objects_plots import phase_map as phase_map  # noqa: E402
 from ._objects_plots import plot_object_scenes as plot_object_scenes  # noqa: E402
 
-
-def _save(fig: Figure, path: str | Path | None) -> Figure:
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=120, bbox_inches="tight")
-        plt.close(fig)
-    return fig
+_save = save_figure
 
 
 def plot_learning_curve(
