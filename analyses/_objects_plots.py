@@ -12,6 +12,7 @@ import numpy as np  # noqa: E402
 from matplotlib.colors import ListedColormap, hsv_to_rgb  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from ._figure_io import save_figure  # noqa: E402
 from ._objects import _as_numpy  # noqa: E402
 
 
@@ -129,8 +130,4 @@ def plot_object_scenes(
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=120, bbox_inches="tight")
-        plt.close(fig)
-    return fig
+    return save_figure(fig, path)
