@@ -14,6 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from . import agents as agents
 from . import models as models
+from . import spiking as spiking
 from . import sweeps as sweeps
 from ._checkpoint import load_checkpoint as load_checkpoint
 from ._config import ConfigError as ConfigError
@@ -78,6 +79,7 @@ __all__ = [
     "masked_loss",
     "agents",
     "models",
+    "spiking",
     "resolve_device",
     "train",
 ]

@@ -28,4 +28,7 @@ def test_every_part_has_a_page_with_examples():
         "trajectories",
         "dynamics",
         "perturbations",
+        "navigation",
+        "bandits",
+        "spiking",
     }
