@@ -24,6 +24,9 @@ from ._config import SimulateConfig as SimulateConfig
 from ._config import TrainConfig as TrainConfig
 from ._config import load_run_config as load_run_config
 from ._device import resolve_device as resolve_device
+from ._object_training import ObjectTrainConfig as ObjectTrainConfig
+from ._object_training import ObjectTrainResult as ObjectTrainResult
+from ._object_training import train_object_model as train_object_model
 from ._perturbation import Perturbation as Perturbation
 from ._perturbed_run import simulate_conditions as simulate_conditions
 from ._simulate import batch_from_trajectories as batch_from_trajectories
@@ -53,7 +56,10 @@ __all__ = [
     "CellFailure",
     "ConfigError",
     "ModelConfig",
+    "ObjectTrainConfig",
+    "ObjectTrainResult",
     "Perturbation",
+    "train_object_model",
     "RunConfig",
     "SweepError",
     "SweepStoreError",

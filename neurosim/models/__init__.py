@@ -13,6 +13,18 @@ from typing import Any
 from ._activations import AdaptiveActivation as AdaptiveActivation
 from ._activations import resolve_activation as resolve_activation
 from ._base import RecurrentModel as RecurrentModel
+from ._cae import CAEOutput as CAEOutput
+from ._cae import ComplexAutoEncoder as ComplexAutoEncoder
+from ._cae import contrastive_cae_loss as contrastive_cae_loss
+from ._cae import contrastive_phase_loss as contrastive_phase_loss
+from ._cae import object_features as object_features
+from ._cae import reconstruction_loss as reconstruction_loss
+from ._complex import ComplexConv2d as ComplexConv2d
+from ._complex import ComplexConvTranspose2d as ComplexConvTranspose2d
+from ._complex import ComplexLayer as ComplexLayer
+from ._complex import ComplexLinear as ComplexLinear
+from ._complex_rnn import ComplexRNN as ComplexRNN
+from ._complex_rnn import phase_locking as phase_locking
 from ._connectivity import ModuleSpec as ModuleSpec
 from ._modular import ModularRNN as ModularRNN
 from ._primitives import adapt_to_task as adapt_to_task
@@ -46,6 +58,18 @@ def build_model(config: dict[str, Any]) -> RecurrentModel:
 
 
 __all__ = [
+    "CAEOutput",
+    "ComplexAutoEncoder",
+    "contrastive_cae_loss",
+    "contrastive_phase_loss",
+    "object_features",
+    "reconstruction_loss",
+    "ComplexConv2d",
+    "ComplexConvTranspose2d",
+    "ComplexLayer",
+    "ComplexLinear",
+    "ComplexRNN",
+    "phase_locking",
     "AdaptiveActivation",
     "ModularRNN",
     "ModuleSpec",

@@ -5,7 +5,11 @@
 (c) simulate: ``neurosim.simulate`` to xarray vs a bare torch forward (target <= 1.5x);
 (d) lyapunov: spectra vs the per-trajectory reference loop (top 10 >= 50x, full >= 2x faster);
 (e) perturb: 64 conditions batched in one simulate vs a loop over conditions (>= 5x faster);
-(f) navigation: vectorised trajectory generation vs a per-agent Python loop (>= 50x).
+(f) navigation: vectorised trajectory generation vs a per-agent Python loop (>= 50x);
+(g) renyi: the vectorised Rényi-bound bandit agent vs the published per-trial optimiser loop,
+    per agent-trial (>= 100x), at equal posteriors.
+(h) complex: complex-valued layer fwd+bwd vs a real layer of the same shape (<= 4x), and CAE
+    training steps/s of ``scripts/study_objects.py --quick``.
 
 Each benchmark prints its own table first. The combined result (each benchmark's
 full result plus the summary) goes to ``out/bench/results.json`` unless
@@ -25,9 +29,11 @@ from pathlib import Path
 from typing import Any
 
 import bench_batches
+import bench_complex
 import bench_lyapunov
 import bench_navigation
 import bench_perturb
+import bench_renyi
 import bench_simulate
 import bench_training
 from _common import environment, parse_args, print_table, set_threads, write_json
@@ -39,6 +45,8 @@ BENCHMARKS: dict[str, Callable[[Sequence[str] | None], dict[str, Any]]] = {
     "lyapunov": bench_lyapunov.main,
     "perturb": bench_perturb.main,
     "navigation": bench_navigation.main,
+    "renyi": bench_renyi.main,
+    "complex": bench_complex.main,
 }
 DEFAULT_JSON = Path("out/bench/results.json")
 
@@ -125,6 +133,26 @@ def summarise(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             met = rate / by[base]["agent_steps_per_s"] >= r["target_ratio"]
             rows.append(_row(f"(f) navigation vs {base}", rate, by[base]["agent_steps_per_s"],
                              "agent-steps/s", f">= {r['target_ratio']:g}x", met))  # fmt: skip
+    if r := results.get("renyi"):
+        by = {row["method"]: row for row in r["rows"]}
+        ours = 1e6 / by[bench_renyi.MAIN]["us_per_agent_trial"]
+        loops = [row for m, row in by.items() if m.startswith(bench_renyi.BASELINE)]
+        base = 1e6 / (sum(row["us_per_agent_trial"] for row in loops) / len(loops))
+        rows.append(_row("(g) renyi: vectorised vs published loop", ours, base,
+                         "agent-trials/s", f">= {r['target_ratio']:g}x", r["met"]))  # fmt: skip
+        suff = 1e6 / by[bench_renyi.SUFFICIENT]["us_per_agent_trial"]
+        rows.append(_row("(g) renyi: vs loop with sufficient stats", ours, suff,
+                         "agent-trials/s", "(info)", None))  # fmt: skip
+    if r := results.get("complex"):
+        for row in r["layers"]:
+            rows.append(_row(f"(h) complex {row['layer']}, fwd+bwd", row["complex_ms"],
+                             row["real_ms"], "ms", f"<= {r['target_ratio']:g}x", row["met"]))  # fmt: skip
+        by = {row["model"]: row for row in r["training"]}
+        base = by[bench_complex.BASELINE]
+        for name, row in by.items():
+            if name != bench_complex.BASELINE:
+                rows.append(_row(f"(h) {name}: train steps/s", row["steps_per_s"],
+                                 base["steps_per_s"], "steps/s", "(info)", None))  # fmt: skip
     return rows
 
 
