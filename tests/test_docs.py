@@ -31,4 +31,5 @@ def test_every_part_has_a_page_with_examples():
         "navigation",
         "bandits",
         "spiking",
+        "objects",
     }
