@@ -37,6 +37,7 @@ from ._rate import RateRNN as RateRNN
 _MODEL_CLASSES: dict[str, type[RecurrentModel]] = {
     "RateRNN": RateRNN,
     "ModularRNN": ModularRNN,
+    "ComplexRNN": ComplexRNN,
 }
 
 

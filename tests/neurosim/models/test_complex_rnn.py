@@ -181,3 +181,16 @@ class TestSynchrony:
         assert seen["labels"].shape == (1, 4)
         r = net.synchrony(states, np.array([1, 1, 2, 2]))
         assert r["within"] == pytest.approx(1.0) and r["between"] == pytest.approx(math.cos(1.45))
+
+
+def test_build_model_rebuilds_a_complex_rnn_from_its_config():
+    import torch
+
+    from neurosim.models import ComplexRNN, build_model
+
+    net = ComplexRNN(3, 8, 2, seed=0)
+    copy = build_model(net.config())
+    assert type(copy) is ComplexRNN and copy.config() == net.config()
+    copy.load_state_dict(net.state_dict())
+    x = torch.rand(2, 5, 3)
+    torch.testing.assert_close(copy(x)[0], net(x)[0], rtol=0, atol=0)
