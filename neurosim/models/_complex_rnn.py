@@ -17,6 +17,7 @@ from torch import nn
 
 from ._base import RecurrentModel
 from ._complex import combine, polar_parts, real_to_polar, safe_magnitude, stable_angle
+from ._rate import RateRNN
 
 _NORMS = ("layer", None)
 _READOUTS = ("magnitude", "cartesian")
@@ -213,15 +214,8 @@ class ComplexRNN(RecurrentModel):
         """One step under input ``x`` ``[B, I]``; ``noise`` ``[B, 2N]`` (real, imaginary parts)."""
         return self.step_driven(state, self.input_drive(x), noise)
 
-    def sample_noise(
-        self, shape: tuple[int, ...], *, generator: torch.Generator | None = None
-    ) -> torch.Tensor | None:
-        """``√(2α)·σ_rec·ξ`` for every step; ``None`` when ``sigma_rec == 0``."""
-        if self.sigma_rec == 0:
-            return None
-        p = self.w_rec
-        eps = torch.randn(shape, generator=generator, dtype=p.dtype, device="cpu").to(p.device)
-        return eps.mul_(math.sqrt(2.0 * self.alpha) * self.sigma_rec)
+    # the same recurrent noise as RateRNN (√(2α)·σ_rec·ξ over [B, T, 2N]; None when σ_rec = 0)
+    sample_noise = RateRNN.sample_noise
 
     def readout(self, state: torch.Tensor) -> torch.Tensor:
         """``W_out m + b_out`` (or of ``(m cos φ, m sin φ)`` with ``readout="cartesian"``)."""
