@@ -373,16 +373,21 @@ class FitResult:
         )
 
 
+def _check_known(given: Mapping[str, Any], cls: type[BanditAgent], what: str) -> None:
+    """A ``ValueError`` naming the keys of ``given`` that are not parameters of ``cls``."""
+    unknown = sorted(set(given) - set(cls.param_names))
+    if unknown:
+        raise ValueError(
+            f"{what} unknown parameter(s) {unknown} of {cls.__name__}; its parameters are "
+            f"{list(cls.param_names)}"
+        )
+
+
 def _check_bounds(
     agent: _Agent, free: Sequence[str], bounds: Mapping[str, tuple[float, float]] | None
 ) -> dict[str, tuple[float, float]]:
     bounds = dict(bounds or {})
-    unknown = sorted(set(bounds) - set(agent.cls.param_names))
-    if unknown:
-        raise ValueError(
-            f"bounds given for unknown parameter(s) {unknown} of {agent.cls.__name__}; "
-            f"its parameters are {list(agent.cls.param_names)}"
-        )
+    _check_known(bounds, agent.cls, "bounds given for")
     out = {}
     for p in free:
         lo, hi = bounds.get(p, agent.cls.param_bounds.get(p, (math.nan, math.nan)))
@@ -480,12 +485,7 @@ def fit_agent(
     arrays = choice_arrays(data, n_arms)
     S = arrays.n_sessions
     fixed = dict(fixed or {})
-    unknown = sorted(set(fixed) - set(spec.cls.param_names))
-    if unknown:
-        raise ValueError(
-            f"fixed gives unknown parameter(s) {unknown} of {spec.cls.__name__}; its "
-            f"parameters are {list(spec.cls.param_names)}"
-        )
+    _check_known(fixed, spec.cls, "fixed gives")
     if free is None:
         default_free = getattr(spec.cls, "fit_params", spec.cls.param_names)
         free = [p for p in default_free if p not in fixed and p not in spec.preset]
