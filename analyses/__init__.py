@@ -17,6 +17,8 @@ from ._behaviour import compute_psychometric as compute_psychometric
 from ._border import border_score as border_score
 from ._dynamics import compute_pca as compute_pca
 from ._dynamics import participation_ratio as participation_ratio
+from ._dynamics_comparison import compute_dynamics_comparison as compute_dynamics_comparison
+from ._dynamics_comparison import lyapunov_agreement as lyapunov_agreement
 from ._fixed_points import classify_stability as classify_stability
 from ._fixed_points import compute_fixed_points as compute_fixed_points
 from ._fixed_points import sample_states as sample_states
@@ -41,6 +43,8 @@ from ._stats import markdown_table as markdown_table
 from ._stats import mean_ci as mean_ci
 
 __all__ = [
+    "compute_dynamics_comparison",
+    "lyapunov_agreement",
     "Synchrony",
     "adjusted_rand_index",
     "ari_bg",

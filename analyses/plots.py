@@ -16,6 +16,10 @@ from matplotlib.figure import Figure  # noqa: E402
 from ._bandit_plots import plot_alpha_sweep as plot_alpha_sweep  # noqa: E402
 from ._bandit_plots import plot_bandit_curves as plot_bandit_curves  # noqa: E402
 from ._figure_io import save_figure  # noqa: E402
+from ._fit_plots import plot_fit_summary as plot_fit_summary  # noqa: E402
+from ._fit_plots import plot_latent_trajectories as plot_latent_trajectories  # noqa: E402
+from ._fit_plots import plot_psth_overlay as plot_psth_overlay  # noqa: E402
+from ._fit_plots import plot_unit_fits as plot_unit_fits  # noqa: E402
 from ._objects_plots import phase_map as phase_map  # noqa: E402
 from ._objects_plots import plot_object_scenes as plot_object_scenes  # noqa: E402
 

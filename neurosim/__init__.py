@@ -13,6 +13,7 @@ Examples
 from importlib.metadata import PackageNotFoundError, version
 
 from . import agents as agents
+from . import fit as fit
 from . import models as models
 from . import spiking as spiking
 from . import sweeps as sweeps
@@ -24,11 +25,16 @@ from ._config import SimulateConfig as SimulateConfig
 from ._config import TrainConfig as TrainConfig
 from ._config import load_run_config as load_run_config
 from ._device import resolve_device as resolve_device
+from ._nwb import export_nwb as export_nwb
 from ._object_training import ObjectTrainConfig as ObjectTrainConfig
 from ._object_training import ObjectTrainResult as ObjectTrainResult
 from ._object_training import train_object_model as train_object_model
 from ._perturbation import Perturbation as Perturbation
 from ._perturbed_run import simulate_conditions as simulate_conditions
+from ._recording_sources import load_recording as load_recording
+from ._recordings import RecordingError as RecordingError
+from ._recordings import make_recording as make_recording
+from ._recordings import validate_recording as validate_recording
 from ._simulate import batch_from_trajectories as batch_from_trajectories
 from ._simulate import simulate as simulate
 from ._sweep import CellFailure as CellFailure
@@ -53,6 +59,12 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
 __all__ = [
+    "RecordingError",
+    "export_nwb",
+    "fit",
+    "load_recording",
+    "make_recording",
+    "validate_recording",
     "CellFailure",
     "ConfigError",
     "ModelConfig",

@@ -1,4 +1,4 @@
-"""The ``neurosim`` command: paradigms, train, simulate, perturb, sweep, demo."""
+"""The ``neurosim`` command: paradigms, train, simulate, perturb, sweep, fit, demo."""
 
 from __future__ import annotations
 
@@ -385,6 +385,103 @@ def grid_analysis(
         f"decoding error {err_cm['mean']:.1f} cm (median {err_cm['median']:.1f}); "
         f"grid units {s['fraction_grid']:.1%} (score60 > {s['grid_threshold']} and > shuffle "
         f"{s['shuffle_threshold']:.2f}); wrote {out}"
+    )
+
+
+@main.command("fit")
+@click.argument("data", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--model",
+    type=click.Choice(["constrained", "latent"]),
+    default=None,
+    help="Data-constrained RNN (one unit per neuron; default) or latent RNN (co-smoothing).",
+)
+@click.option(
+    "--config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="TOML with `model`, [load] (load_recording options) and [fit] (fitter options).",
+)
+@click.option(
+    "--out", type=click.Path(file_okay=False, path_type=Path), default=Path("out/fit"),
+    show_default=True,
+)  # fmt: skip
+@click.option("--dt", type=click.FloatRange(min=0, min_open=True), help="Bin width in ms.")
+@click.option("--align-to", help="NWB: trials-table column that is time 0 of each trial.")
+@click.option(
+    "--window", nargs=2, type=float, help="NWB: START STOP in ms around the alignment event."
+)
+@click.option("--series", help="NWB: name of a continuous series (calcium, rates) to fit.")
+@click.option("--condition", help="Trial column to average PSTHs over (default: guessed).")
+@click.option("--seed", type=int, help="Overrides the config's seed.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def fit_command(
+    data: Path,
+    model: str | None,
+    config: Path | None,
+    out: Path,
+    dt: float | None,
+    align_to: str | None,
+    window: tuple[float, float] | None,
+    series: str | None,
+    condition: str | None,
+    seed: int | None,
+    quiet: bool,
+) -> None:
+    """Fit a model to recorded activity (NWB, netCDF/zarr recording or trajectories).
+
+    Writes model/ (a checkpoint), predictions.nc, history.csv, summary.json and
+    figures/{unit_fits,psth,fit_summary,latents}.png to --out.
+    """
+    from ._fit_run import run_fit
+    from ._recordings import RecordingError
+
+    load = {"dt": dt, "align_to": align_to, "window": window, "series": series}
+    try:
+        s = run_fit(data, model=model, config=config, out=out, load_options=load,
+                    condition=condition, seed=seed, quiet=quiet)  # fmt: skip
+    except (ConfigError, RecordingError, FileNotFoundError, ValueError) as err:
+        _fail(str(err))
+    except ImportError as err:
+        _fail(str(err))
+    shown = ", ".join(
+        f"{k} {v:.3f}" for k, v in s["metrics"].items()
+        if k in ("pvar_train", "pvar_val", "co_bps", "baseline_co_bps", "co_pvar", "psth_r2")
+    )  # fmt: skip
+    rec = s["recording"]
+    click.echo(
+        f"{s['model']} fit of {rec['n_units']} units × {rec['n_trials']} trials: {shown}; "
+        f"wrote {out}"
+    )
+
+
+@main.command("teacher-recording")
+@click.argument("checkpoint", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+    help="Output .nwb (spike times; needs --kind counts) or .nc.",
+)  # fmt: skip
+@click.option("--trials", "n_trials", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--kind", type=click.Choice(["counts", "rates"]), default="counts", show_default=True)
+@click.option("--noise-sd", type=click.FloatRange(min=0), default=0.05, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def teacher_recording_command(
+    checkpoint: Path, out: Path, n_trials: int, kind: str, noise_sd: float, seed: int
+) -> None:
+    """Record a trained model on its paradigm as ground-truth data for `neurosim fit`.
+
+    Every unit becomes a neuron: Poisson spike counts (--kind counts) or noisy rates.
+    """
+    from ._fit_run import run_teacher_recording
+
+    try:
+        rec = run_teacher_recording(
+            checkpoint, out, n_trials=n_trials, kind=kind, seed=seed, noise_sd=noise_sd
+        )
+    except (FileNotFoundError, ValueError) as err:
+        _fail(str(err))
+    click.echo(
+        f"wrote {out} ({rec.sizes['unit']} units × {rec.sizes['trial']} trials × "
+        f"{rec.sizes['time']} bins of {rec.attrs['dt']:g} ms, {kind})"
     )
 
 

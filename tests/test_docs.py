@@ -31,5 +31,6 @@ def test_every_part_has_a_page_with_examples():
         "navigation",
         "bandits",
         "spiking",
+        "fitting",
         "objects",
     }

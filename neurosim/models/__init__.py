@@ -26,6 +26,7 @@ from ._complex import ComplexLinear as ComplexLinear
 from ._complex_rnn import ComplexRNN as ComplexRNN
 from ._complex_rnn import phase_locking as phase_locking
 from ._connectivity import ModuleSpec as ModuleSpec
+from ._latent import LatentRNN as LatentRNN
 from ._modular import ModularRNN as ModularRNN
 from ._primitives import adapt_to_task as adapt_to_task
 from ._primitives import assemble_modules as assemble_modules
@@ -38,6 +39,7 @@ _MODEL_CLASSES: dict[str, type[RecurrentModel]] = {
     "RateRNN": RateRNN,
     "ModularRNN": ModularRNN,
     "ComplexRNN": ComplexRNN,
+    "LatentRNN": LatentRNN,
 }
 
 
@@ -59,6 +61,7 @@ def build_model(config: dict[str, Any]) -> RecurrentModel:
 
 
 __all__ = [
+    "LatentRNN",
     "CAEOutput",
     "ComplexAutoEncoder",
     "contrastive_cae_loss",

@@ -10,6 +10,9 @@
     per agent-trial (>= 100x), at equal posteriors.
 (h) complex: complex-valued layer fwd+bwd vs a real layer of the same shape (<= 4x), and CAE
     training steps/s of ``scripts/study_objects.py --quick``.
+(i) rls: RLS/FORCE epoch (500 units x 2,000 steps) in torch vs the per-step numpy CURBD loop
+    (no slower on CPU; >= 10x on a GPU), and batched trials per step.
+(j) latent: latent RNN training throughput (trials/s) vs the same model with a fused GRU generator.
 
 Each benchmark prints its own table first. The combined result (each benchmark's
 full result plus the summary) goes to ``out/bench/results.json`` unless
@@ -30,10 +33,12 @@ from typing import Any
 
 import bench_batches
 import bench_complex
+import bench_latent
 import bench_lyapunov
 import bench_navigation
 import bench_perturb
 import bench_renyi
+import bench_rls
 import bench_simulate
 import bench_training
 from _common import environment, parse_args, print_table, set_threads, write_json
@@ -47,6 +52,8 @@ BENCHMARKS: dict[str, Callable[[Sequence[str] | None], dict[str, Any]]] = {
     "navigation": bench_navigation.main,
     "renyi": bench_renyi.main,
     "complex": bench_complex.main,
+    "rls": bench_rls.main,
+    "latent": bench_latent.main,
 }
 DEFAULT_JSON = Path("out/bench/results.json")
 
@@ -153,6 +160,17 @@ def summarise(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             if name != bench_complex.BASELINE:
                 rows.append(_row(f"(h) {name}: train steps/s", row["steps_per_s"],
                                  base["steps_per_s"], "steps/s", "(info)", None))  # fmt: skip
+    if r := results.get("rls"):
+        by = r["rows"]
+        base = by[0]["s/epoch"]
+        rows.append(_row("(i) rls: torch epoch vs numpy CURBD loop", by[1]["s/epoch"], base, "s",
+                         f"<= 1/{r['target_ratio']:g}x", r["met"]))  # fmt: skip
+        rows.append(_row("(i) rls: batched, per trial-epoch", by[2]["s/trial-epoch"], base, "s",
+                         "(info)", None))  # fmt: skip
+    if r := results.get("latent"):
+        by = r["rows"]
+        rows.append(_row("(j) latent: training trials/s", by[0]["trials_per_s"],
+                         by[1]["trials_per_s"], "trials/s", "(info)", None))  # fmt: skip
     return rows
 
 
