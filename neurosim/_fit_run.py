@@ -128,6 +128,7 @@ def run_teacher_recording(
     para = meta["paradigm"]
     task = paradigms.make(para["id"], **para["kwargs"])
     rec = teacher_recording(net, task, n_trials, seed, kind=kind, noise_sd=noise_sd)
+    out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".nwb":
         if kind != "counts":
             raise ValueError("an .nwb recording holds spike times: use --kind counts")
@@ -135,7 +136,6 @@ def run_teacher_recording(
     elif out.suffix in (".nc", ".h5"):
         from .fit._fit import _atomic_netcdf
 
-        out.parent.mkdir(parents=True, exist_ok=True)
         _atomic_netcdf(rec, out)
     else:
         raise ValueError(f"--out must end in .nwb or .nc; got {out.name!r}")

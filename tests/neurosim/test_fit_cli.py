@@ -38,7 +38,7 @@ def _run(args):
 
 
 def test_teacher_nwb_then_latent_fit(teacher_dir, tmp_path):
-    nwb = tmp_path / "teacher.nwb"
+    nwb = tmp_path / "new_folder" / "teacher.nwb"
     r = _run(["teacher-recording", teacher_dir, "--out", nwb, "--trials", 60, "--seed", 3])
     assert r.exit_code == 0, r.output
     rec = load_recording(nwb, dt=100.0)
@@ -93,7 +93,7 @@ def test_fit_of_a_mock_nwb_session(tmp_path):
     with NWBHDF5IO(str(path), "w") as io:
         io.write(nwb)
     cfg = tmp_path / "c.toml"
-    cfg.write_text("[fit]\nn_epochs = 2\ninputs = 'none'\n")
+    cfg.write_text("[fit]\nn_epochs = 2\ninputs = 'none'\nsmooth_ms = 50.0\n")
     out = tmp_path / "fit"
     r = _run(
         ["fit", path, "--dt", 50, "--window", 0, 600, "--config", cfg, "--out", out, "--quiet"]
