@@ -143,6 +143,37 @@ def _trajectories(
     )
 
 
+_RENAMED_DIMS = {
+    "module": "rim"
+}  # "module" already labels units; a model's per-module dim is "rim"
+
+
+def _model_variables(
+    model: RecurrentModel, inputs: Any, states: Any, batched: bool
+) -> dict[str, xr.Variable]:
+    """Extra per-step variables a model derives from its run (e.g. attention, active modules).
+
+    A model that defines ``trajectory_variables(inputs [B,T,I], states [B,T,N])`` returning
+    ``{name: (dims, array)}`` gets them added to the dataset (dim ``module`` is named ``rim``
+    there, with the model's ``module_names`` as its coordinate; ``slot`` takes ``slot_names``).
+    """
+    fn = getattr(model, "trajectory_variables", None)
+    if fn is None:
+        return {}
+    per_run = [fn(np.asarray(x), np.asarray(h)) for x, h in zip(inputs, states, strict=True)]
+    out: dict[str, xr.Variable] = {}
+    for name, (dims, _) in per_run[0].items():
+        dims = tuple(_RENAMED_DIMS.get(d, d) for d in dims)
+        data = np.stack([run[name][1] for run in per_run]) if batched else per_run[0][name][1]
+        out[name] = xr.Variable((("condition",) if batched else ()) + dims, data)
+    coords = {
+        "rim": getattr(model, "module_names", None),
+        "slot": getattr(model, "slot_names", None),
+    }
+    return {**out, **{k: xr.Variable((k,), list(v)) for k, v in coords.items()
+                      if v is not None and any(k in var.dims for var in out.values())}}  # fmt: skip
+
+
 def batch_from_trajectories(ds: xr.Dataset) -> TrialBatch:
     """The :class:`~paradigms.TrialBatch` a trajectory Dataset was simulated from.
 
@@ -189,12 +220,14 @@ def _simulate_conditions(
     inputs = batch.inputs if runs["input"] is None else runs["input"][0]
     ds = _trajectories(model, batch, runs["state"][0], inputs, runs["output"][0], attrs)
     if not batched:
-        return ds
+        return ds.assign(**_model_variables(model, [inputs], runs["state"][:1], False))
     lead = ("condition",)
     ds = ds.assign(
         state=(lead + ds["state"].dims, runs["state"]),
         output=(lead + ds["output"].dims, runs["output"]),
     )
+    per_condition = runs["input"] if runs["input"] is not None else [batch.inputs] * len(conditions)
+    ds = ds.assign(**_model_variables(model, per_condition, runs["state"], True))
     if runs["input"] is not None:
         ds = ds.assign(input=(lead + ds["input"].dims, runs["input"]))
     return ds.assign_coords(
