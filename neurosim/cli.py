@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -437,12 +438,15 @@ def fit_command(
 
     load = {"dt": dt, "align_to": align_to, "window": window, "series": series}
     try:
-        s = run_fit(data, model=model, config=config, out=out, load_options=load,
-                    condition=condition, seed=seed, quiet=quiet)  # fmt: skip
-    except (ConfigError, RecordingError, FileNotFoundError, ValueError) as err:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            s = run_fit(data, model=model, config=config, out=out, load_options=load,
+                        condition=condition, seed=seed, quiet=quiet)  # fmt: skip
+    except (ConfigError, RecordingError, FileNotFoundError, ValueError, ImportError) as err:
         _fail(str(err))
-    except ImportError as err:
-        _fail(str(err))
+    for w in caught:  # the fit's own notes (defaults chosen, trials excluded) as plain lines
+        if not issubclass(w.category, DeprecationWarning | PendingDeprecationWarning):
+            click.echo(f"note: {w.message}", err=True)
     shown = ", ".join(
         f"{k} {v:.3f}" for k, v in s["metrics"].items()
         if k in ("pvar_train", "pvar_val", "co_bps", "baseline_co_bps", "co_pvar", "psth_r2")
